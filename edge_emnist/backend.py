@@ -1,0 +1,15 @@
+"""The one place that imports TensorFlow and Keras.
+
+tensorflow-model-optimization only works with Keras 2 (`tf_keras`), so TF_USE_LEGACY_KERAS must be set
+before TensorFlow is first imported. Every module gets `tf` and `keras` from here, never directly.
+"""
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ start-up chatter out of CLI output
+
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+__all__ = ["tf", "keras"]

@@ -1,0 +1,209 @@
+"""Command line: argument parsing only; every command calls a stage of the package.
+
+Errors a user can fix (`EdgeEmnistError`) end as one line on stderr with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from edge_emnist import __version__
+from edge_emnist.data.registry import DATASETS
+from edge_emnist.errors import EdgeEmnistError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data location")
+    group.add_argument("--data-dir", metavar="DIR",
+                       help="local folder with the IDX files, or a folder of such folders "
+                            "(default: $EDGE_EMNIST_DATA, else the download cache)")
+    group.add_argument("--cache-dir", metavar="DIR",
+                       help="download cache (default: $EDGE_EMNIST_CACHE or ~/.cache/edge-emnist)")
+    group.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
+
+
+def _dataset_option(parser: argparse.ArgumentParser, default: str | None = "emnist-bymerge") -> None:
+    parser.add_argument("--dataset", default=default, choices=list(DATASETS), metavar="NAME",
+                        help=f"one of: {', '.join(DATASETS)} (default: {default})")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+# --- data ---------------------------------------------------------------------------------------------
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from edge_emnist.data.inspect import list_datasets, search_root
+    from edge_emnist.report.tables import text_table
+
+    root = search_root(args.data_dir, args.cache_dir)
+    rows = []
+    for p in list_datasets(root):
+        official = p.spec.official_counts
+        rows.append([
+            p.spec.name, p.spec.num_classes, official["train"], official["test"],
+            p.counts["train"] if p.counts else "-", p.counts["test"] if p.counts else "-",
+            {None: "-", True: "yes", False: "no"}[p.official], str(p.folder) if p.folder else "not present",
+        ])
+    print(f"looking in {root}")
+    print(text_table(["dataset", "classes", "official train", "official test", "local train", "local test",
+                      "official", "folder"], rows))
+    return 0
+
+
+def cmd_data_verify(args: argparse.Namespace) -> int:
+    from edge_emnist.data.inspect import search_root, verify
+    from edge_emnist.data.registry import get_dataset
+    from edge_emnist.report.tables import text_table
+
+    root = search_root(args.data_dir, args.cache_dir)
+    names = list(DATASETS) if args.dataset == "all" else [args.dataset]
+    checks = [c for name in names for c in verify(get_dataset(name), root)]
+    if args.dataset == "all":  # absent datasets are not failures when checking everything
+        present = {c.dataset for c in checks if c.status != "missing"}
+        checks = [c for c in checks if c.dataset in present]
+    if not checks:
+        raise EdgeEmnistError(f"no dataset files found under {root}")
+    print(text_table(["dataset", "file", "sha256", "status"],
+                     [[c.dataset, c.file, (c.sha256 or "-")[:16], c.status] for c in checks]))
+    bad = [c for c in checks if not c.ok]
+    print(f"{len(checks) - len(bad)} of {len(checks)} files verified" + (f", {len(bad)} FAILED" if bad else ""))
+    return 1 if bad else 0
+
+
+def _load(args: argparse.Namespace, splits: tuple[str, ...]):
+    from edge_emnist.data.source import load_dataset
+
+    return load_dataset(args.dataset, args.data_dir, args.cache_dir, splits=splits, download=not args.no_download)
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from edge_emnist.data.viz import sample_grid
+
+    dataset = _load(args, (args.split,))
+    split = dataset.splits[args.split]
+    rng = np.random.default_rng(args.seed)
+    pick = np.sort(rng.choice(len(split), size=min(args.n, len(split)), replace=False))
+    title = f"{dataset.spec.name} ({args.split}, {'official' if dataset.provenance.official else 'not official'})"
+    out = sample_grid(split.images[pick], split.labels[pick], dataset.spec, args.output, title=title)
+    print(f"wrote {out} ({len(pick)} {args.split} images of {dataset.spec.name})")
+    return 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from edge_emnist.data.inspect import class_counts
+    from edge_emnist.data.viz import class_histogram
+    from edge_emnist.report.tables import text_table
+
+    dataset = _load(args, ("train", "test"))
+    counts = class_counts(dataset)
+    spec = dataset.spec
+    headers = ["class", "label", "train", "test", "train %"]
+    total = counts["train"].sum()
+    rows = [[c, spec.display_label(c, ascii_only=True), int(counts["train"][c]), int(counts["test"][c]),
+             f"{100 * counts['train'][c] / total:.2f}"] for c in range(spec.num_classes)]
+    print(text_table(headers, rows))
+    ratio = counts["train"].max() / max(counts["train"].min(), 1)
+    print(f"{spec.name}: {total:,} train / {counts['test'].sum():,} test images, "
+          f"largest/smallest class {ratio:.1f}x, fingerprint {dataset.provenance.fingerprint[:12]}")
+    if args.csv:
+        from edge_emnist.io import atomic_path
+
+        with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows([headers, *rows])
+        print(f"wrote {args.csv}")
+    out = class_histogram(counts, spec, args.output)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from edge_emnist.data.registry import get_dataset
+    from edge_emnist.data.source import default_cache_dir, provenance
+    from edge_emnist.data import download
+
+    spec = get_dataset(args.dataset)
+    folder = download.download(spec, Path(args.cache_dir or default_cache_dir()) / spec.family.name,
+                               mirror=args.mirror)
+    prov = provenance(spec, folder)
+    print(f"{spec.name}: {prov.counts['train']:,} train / {prov.counts['test']:,} test in {folder} "
+          f"({'official, sha256 verified' if prov.official else 'NOT official'})")
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-emnist",
+        description="Train, prune, quantize, export and benchmark handwritten-character CNNs for edge devices.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    data = commands.add_parser("data", help="list, verify, download and look at datasets",
+                               description="Datasets: EMNIST (six splits), MNIST and KMNIST.")
+    data_cmds = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+
+    p = data_cmds.add_parser("list", help="datasets, classes, counts, and whether present locally and official")
+    _data_options(p)
+    p.set_defaults(handler=cmd_data_list)
+
+    p = data_cmds.add_parser("verify", help="check every file's sha256 against the official release "
+                                            "(or the folder's SHA256SUMS for derived data)")
+    p.add_argument("--dataset", default="all", choices=["all", *DATASETS], metavar="NAME",
+                   help="a dataset name, or all (default)")
+    _data_options(p)
+    p.set_defaults(handler=cmd_data_verify)
+
+    p = data_cmds.add_parser("show", help="PNG grid of upright samples titled with their characters")
+    _dataset_option(p)
+    p.add_argument("-n", type=_positive_int, default=64, help="number of images (default: 64)")
+    p.add_argument("-o", "--output", type=Path, default=Path("grid.png"), help="PNG path (default: grid.png)")
+    p.add_argument("--split", choices=["train", "test"], default="train")
+    p.add_argument("--seed", type=int, default=0, help="which random sample to show")
+    _data_options(p)
+    p.set_defaults(handler=cmd_data_show)
+
+    p = data_cmds.add_parser("stats", help="class histogram (PNG) and per-class table")
+    _dataset_option(p)
+    p.add_argument("-o", "--output", type=Path, default=Path("class-histogram.png"))
+    p.add_argument("--csv", type=Path, help="also write the table as CSV")
+    _data_options(p)
+    p.set_defaults(handler=cmd_data_stats)
+
+    p = data_cmds.add_parser("download", help="download the official release into the cache, sha256-verified")
+    _dataset_option(p)
+    p.add_argument("--cache-dir", metavar="DIR", help="download cache (default: ~/.cache/edge-emnist)")
+    p.add_argument("--mirror", metavar="URL", help="base URL of a mirror laid out as <mirror>/<family>/<file> "
+                                                   "(default: $EDGE_EMNIST_MIRROR, else the official hosts)")
+    p.set_defaults(handler=cmd_data_download)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except EdgeEmnistError as e:
+        print(f"edge-emnist: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edge-emnist: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
