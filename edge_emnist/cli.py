@@ -130,9 +130,9 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:
+    from edge_emnist.data import download
     from edge_emnist.data.registry import get_dataset
     from edge_emnist.data.source import default_cache_dir, provenance
-    from edge_emnist.data import download
 
     spec = get_dataset(args.dataset)
     folder = download.download(spec, Path(args.cache_dir or default_cache_dir()) / spec.family.name,

@@ -10,7 +10,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import socket
 import urllib.error
 import urllib.request
 import zipfile
@@ -19,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from edge_emnist.data.registry import DatasetSpec, Family, official_checksums
+from edge_emnist.data.registry import DatasetSpec, Family
 from edge_emnist.errors import DataError
 
 CHUNK = 1 << 20
@@ -74,7 +73,7 @@ def _transfer(url: str, part: Path, progress: bool, label: str) -> None:
                     out.write(block)
                     received += len(block)
                     bar.update(len(block))
-            except (http.client.IncompleteRead, OSError, socket.timeout) as e:
+            except (TimeoutError, http.client.IncompleteRead, OSError) as e:
                 raise _Retryable(f"connection lost after {received:,} bytes ({e.__class__.__name__})") from None
         if total is not None and received < total:
             raise _Retryable(f"connection closed after {received:,} of {total:,} bytes")
@@ -168,7 +167,7 @@ def download(spec: DatasetSpec, dest_dir: Path, *, mirror: str | None = None, pr
     # One archive holds every dataset of the family: extract it all once, verify, drop the archive.
     archive = fetch(family_urls(family, family.archive, mirror), dest_dir / family.archive, None, progress=progress)
     extracted = safe_extract(archive, dest_dir, family.archive_prefix)
-    checksums = official_checksums(family.name)
+    checksums = family.official()
     for path in extracted:
         expected = checksums.get(path.name)
         if expected and sha256_of(path) != expected[0]:

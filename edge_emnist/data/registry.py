@@ -27,6 +27,11 @@ class Family:
     local_dirs: tuple[str, ...] = ()  # sub-folders of a data root where a local copy may live
     homepage: str = ""
     license: str = ""
+    checksums: dict[str, tuple[str, int | None]] | None = None  # None: the packaged checksums/<name>.sha256
+
+    def official(self) -> dict[str, tuple[str, int | None]]:
+        """file name -> (sha256, size or None) of the official release."""
+        return self.checksums if self.checksums is not None else packaged_checksums(self.name)
 
 
 @dataclass(frozen=True)
@@ -58,11 +63,11 @@ class DatasetSpec:
         return [self.filename(s, k) for s in SPLITS for k in KINDS]
 
     def official_sha256(self, filename: str) -> str | None:
-        entry = official_checksums(self.family.name).get(filename)
+        entry = self.family.official().get(filename)
         return entry[0] if entry else None
 
     def official_size(self, filename: str) -> int | None:
-        entry = official_checksums(self.family.name).get(filename)
+        entry = self.family.official().get(filename)
         return entry[1] if entry else None
 
     def display_label(self, index: int, ascii_only: bool = False) -> str:
@@ -72,7 +77,7 @@ class DatasetSpec:
 
 
 @cache
-def official_checksums(family: str) -> dict[str, tuple[str, int | None]]:
+def packaged_checksums(family: str) -> dict[str, tuple[str, int | None]]:
     text = resources.files("edge_emnist.data").joinpath(f"checksums/{family}.sha256").read_text()
     table: dict[str, tuple[str, int | None]] = {}
     for line in text.splitlines():

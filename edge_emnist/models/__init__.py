@@ -1,0 +1,56 @@
+"""Model registry: `@register("lenet5")` on a builder, `create_model("lenet5", num_classes=47)` to build.
+
+Builders take `num_classes` plus their own keyword options and return an uncompiled Keras model whose
+output is a float32 softmax (so mixed precision never changes what the head emits).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge_emnist.errors import EdgeEmnistError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable
+    description: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_MODULES = ("lenet5", "simple_cnn", "custom_resnet", "custom_vgg", "resnet50")
+
+
+def register(name: str, description: str = "") -> Callable[[Callable], Callable]:
+    def decorate(builder: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelEntry(name, builder, description or (builder.__doc__ or "").strip().splitlines()[0])
+        return builder
+
+    return decorate
+
+
+def _load_all() -> None:
+    for module in _MODULES:
+        importlib.import_module(f"edge_emnist.models.{module}")
+
+
+def list_models() -> list[str]:
+    _load_all()
+    return list(_REGISTRY)
+
+
+def model_entry(name: str) -> ModelEntry:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise EdgeEmnistError(f"unknown architecture {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
+
+
+def create_model(name: str, num_classes: int, **options):
+    return model_entry(name).builder(num_classes=num_classes, **options)

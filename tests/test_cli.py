@@ -1,0 +1,98 @@
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from edge_emnist.cli import main
+from edge_emnist.data.idx import write_idx
+from edge_emnist.data.registry import get_dataset
+from tests.conftest import write_tiny
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_list_shows_local_counts(tiny_bymerge, capsys):
+    _, folder, _ = tiny_bymerge
+    code, out, _ = run(capsys, "data", "list", "--data-dir", str(folder))
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("emnist-bymerge"))
+    assert row.split()[:7] == ["emnist-bymerge", "47", "697,932", "116,323", "141", "47", "no"]
+    assert "not present" in next(line for line in out.splitlines() if line.startswith("mnist"))
+
+
+def test_show_writes_a_png_grid(tiny_bymerge, tmp_path, capsys):
+    _, folder, _ = tiny_bymerge
+    out_png = tmp_path / "grid.png"
+    code, out, err = run(capsys, "data", "show", "--dataset", "emnist-bymerge", "-n", "16", "-o", str(out_png),
+                         "--data-dir", str(folder))
+    assert code == 0 and out_png.read_bytes().startswith(PNG)
+    assert "16 train images" in out and err.count("\n") == 1  # the one-line not-official notice
+    assert not list(tmp_path.glob(".grid.png*"))  # no temporary left beside it
+
+
+def test_stats_writes_histogram_and_csv(tiny_bymerge, tmp_path, capsys):
+    _, folder, _ = tiny_bymerge
+    code, out, _ = run(capsys, "data", "stats", "--dataset", "emnist-bymerge", "--data-dir", str(folder),
+                       "-o", str(tmp_path / "h.png"), "--csv", str(tmp_path / "h.csv"))
+    assert code == 0 and (tmp_path / "h.png").read_bytes().startswith(PNG)
+    rows = list(csv.reader(open(tmp_path / "h.csv")))
+    assert rows[0] == ["class", "label", "train", "test", "train %"] and len(rows) == 48
+    assert rows[1][:4] == ["0", "0", "3", "1"] and rows[-1][1] == "t"
+
+
+def test_kmnist_titles_fall_back_to_ascii_names(tmp_path, capsys):
+    write_tiny(get_dataset("kmnist"), tmp_path / "kmnist")
+    code, _, _ = run(capsys, "data", "show", "--dataset", "kmnist", "-n", "4", "-o", str(tmp_path / "k.png"),
+                     "--data-dir", str(tmp_path))
+    assert code == 0 and (tmp_path / "k.png").exists()
+
+
+def test_verify_flags_a_tampered_file(tiny_bymerge, capsys):
+    spec, folder, _ = tiny_bymerge
+    import hashlib
+
+    sums = "".join(f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in spec.filenames())
+    (folder / "SHA256SUMS").write_text(sums)
+    code, out, _ = run(capsys, "data", "verify", "--data-dir", str(folder))
+    assert code == 0 and "4 of 4 files verified" in out
+    write_idx(folder / spec.filename("test", "labels"), (spec.num_classes - 1) * __import__("numpy").ones(47, "u1"))
+    code, out, _ = run(capsys, "data", "verify", "--data-dir", str(folder))
+    assert code == 1 and "MISMATCH with SHA256SUMS" in out and "1 FAILED" in out
+
+
+def test_missing_data_is_one_line_error(tmp_path, capsys):
+    code, out, err = run(capsys, "data", "show", "--data-dir", str(tmp_path), "-o", str(tmp_path / "g.png"))
+    assert code == 2 and err.count("\n") == 1 and err.startswith("edge-emnist: error: emnist-bymerge: files not found")
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_corrupt_file_is_one_line_error(tiny_bymerge, tmp_path, capsys):
+    spec, folder, _ = tiny_bymerge
+    path = folder / spec.filename("train", "images")
+    path.write_bytes(path.read_bytes()[:100])
+    code, _, err = run(capsys, "data", "show", "--data-dir", str(folder), "-o", str(tmp_path / "g.png"))
+    assert code == 2 and err.count("\n") == 1 and "corrupt or truncated gzip" in err and str(path) in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["data", "show", "--dataset", "emnist-foo"], "invalid choice"),
+    (["data", "show", "-n", "0"], "must be a positive integer"),
+    (["data"], "required"),
+])
+def test_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_console_script_help():
+    result = subprocess.run([sys.executable, "-m", "edge_emnist.cli", "data", "show", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert "--dataset" in result.stdout and "EDGE_EMNIST_DATA" in result.stdout

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.models import create_model, list_models, register
+
+
+def trainable(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+@pytest.mark.parametrize("arch,options,expected", [
+    ("lenet5", {}, 64_851),  # the study's Table 9
+    ("lenet5_relu", {}, 64_851),
+    ("simple_cnn", {}, 229_807),
+    ("custom_resnet", {}, 361_807),
+    ("custom_vgg", {}, 1_693_903),
+    ("resnet50", {"channels": 3}, 23_630_895),  # the study's count
+    ("resnet50", {}, 23_624_623),
+])
+def test_trainable_parameters_at_47_classes(arch, options, expected):
+    assert trainable(create_model(arch, 47, **options)) == expected
+
+
+@pytest.mark.parametrize("arch", ["lenet5", "simple_cnn", "custom_resnet", "custom_vgg"])
+def test_forward_pass_is_a_distribution(arch):
+    model = create_model(arch, 10)
+    out = model(np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)).numpy()
+    assert out.shape == (2, 10) and out.dtype == np.float32
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_resnet50_resizes_for_the_second_study():
+    model = create_model("resnet50", 10, input_size=224)
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model.get_layer("resize_to_224").output_shape == (None, 224, 224, 1)
+
+
+def test_resnet50_rejects_bad_options():
+    with pytest.raises(ValueError, match="channels must be 1 or 3"):
+        create_model("resnet50", 10, channels=2)
+    with pytest.raises(ValueError, match="at least 32x32"):
+        create_model("resnet50", 10, input_size=28)
+
+
+def test_registry():
+    assert list_models() == ["lenet5", "lenet5_relu", "simple_cnn", "custom_resnet", "custom_vgg", "resnet50"]
+    with pytest.raises(EdgeEmnistError, match="unknown architecture 'vgg99'; choose one of: lenet5"):
+        create_model("vgg99", 10)
+    with pytest.raises(ValueError, match="registered twice"):
+        register("lenet5")(lambda num_classes: None)
