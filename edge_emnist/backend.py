@@ -13,3 +13,15 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 __all__ = ["tf", "keras"]
+
+
+def _split_cpu_for_tests() -> None:
+    """EDGE_EMNIST_LOGICAL_CPUS=N splits the CPU into N logical devices, so the multi-device
+    (MirroredStrategy) path can be exercised on a machine without GPUs. Must run before TF initialises."""
+    count = int(os.environ.get("EDGE_EMNIST_LOGICAL_CPUS", "0") or 0)
+    if count > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+_split_cpu_for_tests()

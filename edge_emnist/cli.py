@@ -143,6 +143,78 @@ def cmd_data_download(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- train and sweep -----------------------------------------------------------------------------------
+
+def _train_config(args: argparse.Namespace, arch: str):
+    from edge_emnist.train import TrainConfig
+
+    options = {"channels": args.channels, "input_size": args.input_size} if arch == "resnet50" else {}
+    return TrainConfig(
+        arch=arch, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+        lr=args.lr, momentum=args.momentum, init=args.init, patience=args.patience, seed=args.seed,
+        val_fraction=args.val_fraction, augment=args.augment, train_limit=args.train_limit,
+        mixed_precision=args.mixed_precision, distribute=args.distribute,
+        model_options={k: v for k, v in options.items() if v is not None},
+    )
+
+
+def _print_metrics(metrics: dict, run_dir: Path) -> None:
+    print(f"{metrics['arch']} on {metrics['dataset']}: validation {metrics['val_accuracy']:.4f} "
+          f"(epoch {metrics['best_epoch']} of {metrics['epochs_run']}), test {metrics['test_accuracy']:.4f}, "
+          f"{metrics['seconds_per_epoch']:.1f} s/epoch, {metrics['images_per_s']:,.0f} images/s -> {run_dir}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from edge_emnist.train import default_run_dir, train
+
+    config = _train_config(args, args.arch)
+    run_dir = args.run_dir or default_run_dir(config)
+    metrics = train(config, run_dir, resume=args.resume, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    _print_metrics(metrics, run_dir)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from edge_emnist.sweep import parse_grid, run_sweep
+
+    grid = parse_grid(args.grid)
+    out_dir = args.out or Path("runs") / f"sweep-{args.arch}-{args.dataset}"
+    run_sweep(_train_config(args, args.arch), grid, out_dir, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    print((out_dir / "sweep.md").read_text())
+    print(f"wrote {out_dir / 'sweep.md'} and {out_dir / 'sweep.csv'}")
+    return 0
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    from edge_emnist.models import list_models
+
+    parser.add_argument("--arch", required=True, choices=list_models(), metavar="ARCH",
+                        help=f"one of: {', '.join(list_models())}")
+    _dataset_option(parser)
+    parser.add_argument("--epochs", type=_positive_int, default=70, help="maximum epochs (default: 70)")
+    parser.add_argument("--batch-size", type=_positive_int, default=256, help="default: 256")
+    parser.add_argument("--optimizer", choices=["adam", "nadam", "sgd"], default="adam")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
+    parser.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: 0)")
+    parser.add_argument("--init", choices=["glorot", "random", "he", "lecun"], default="glorot",
+                        help="kernel initializer: Keras' glorot (default), random normal (std 0.05), he, lecun")
+    parser.add_argument("--patience", type=_positive_int, default=10,
+                        help="stop after this many epochs without a better validation accuracy (default: 10)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of train held out for validation, stratified (default: 0.1)")
+    parser.add_argument("--augment", action="store_true", help="small random rotation, shift and zoom")
+    parser.add_argument("--train-limit", type=_positive_int, metavar="N",
+                        help="train on N images only (quick trials; validation shrinks to N/5)")
+    parser.add_argument("--channels", type=int, choices=[1, 3], help="resnet50 only: 3 repeats the grey channel")
+    parser.add_argument("--input-size", type=int, help="resnet50 only: resize to this size (default: pad to 32)")
+    parser.add_argument("--mixed-precision", choices=["auto", "on", "off"], default="auto",
+                        help="float16 compute with float32 output; auto = on when a GPU is visible")
+    parser.add_argument("--distribute", choices=["auto", "none", "mirrored"], default="auto",
+                        help="auto = MirroredStrategy over 2+ GPUs")
+    _data_options(parser)
+
+
 # --- parser -------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,6 +262,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", metavar="URL", help="base URL of a mirror laid out as <mirror>/<family>/<file> "
                                                    "(default: $EDGE_EMNIST_MIRROR, else the official hosts)")
     p.set_defaults(handler=cmd_data_download)
+
+    p = commands.add_parser("train", help="train one architecture; resumable run folder with curves and metrics",
+                            description="Train one run. Ctrl-C or a kill loses at most the current epoch: "
+                                        "run the same command with --resume to continue.")
+    _training_options(p)
+    p.add_argument("--run-dir", type=Path, help="run folder (default: runs/<arch>-<dataset>-<opt>-<init>-lr-seed)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.set_defaults(handler=cmd_train)
+
+    p = commands.add_parser("sweep", help="train a grid of settings; writes the study's table (Markdown + CSV)",
+                            description="Train every cell of a grid. Re-running skips finished cells and "
+                                        "resumes an interrupted one.")
+    _training_options(p)
+    p.add_argument("--grid", nargs="+", required=True, metavar="KEY=V1,V2",
+                   help="e.g. init=random,he,lecun optimizer=adam,nadam,sgd lr=0.01")
+    p.add_argument("--out", type=Path, help="sweep folder (default: runs/sweep-<arch>-<dataset>)")
+    p.set_defaults(handler=cmd_sweep)
     return parser
 
 

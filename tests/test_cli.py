@@ -34,7 +34,7 @@ def test_show_writes_a_png_grid(tiny_bymerge, tmp_path, capsys):
                          "--data-dir", str(folder))
     assert code == 0 and out_png.read_bytes().startswith(PNG)
     assert "16 train images" in out and err.count("\n") == 1  # the one-line not-official notice
-    assert not list(tmp_path.glob(".grid.png*"))  # no temporary left beside it
+    assert not list(tmp_path.glob(".tmp-*"))  # no temporary left beside it
 
 
 def test_stats_writes_histogram_and_csv(tiny_bymerge, tmp_path, capsys):

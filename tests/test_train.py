@@ -1,0 +1,131 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edge_emnist.cli import main
+from edge_emnist.data.registry import get_dataset
+from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.sweep import parse_grid
+from edge_emnist.train import TrainConfig, read_history, train
+from tests.conftest import write_tiny
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    spec = get_dataset("emnist-balanced")
+    write_tiny(spec, tmp_path / "data", counts={"train": 6 * 47, "test": 2 * 47})
+    return tmp_path / "data"
+
+
+def config(**overrides):
+    return TrainConfig(**{"arch": "lenet5", "dataset": "emnist-balanced", "epochs": 2, "batch_size": 32,
+                          **overrides})
+
+
+def test_run_folder_holds_everything(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    metrics = train(config(), run, data_dir=tiny_data, verbose=0)
+    assert {p.name for p in run.iterdir()} >= {"config.json", "history.csv", "learning_curves.png", "checkpoints",
+                                               "best.weights.h5", "last.weights.h5", "metrics.json"}
+    assert [row["epoch"] for row in read_history(run)] == [1, 2]
+    assert metrics["trainable_params"] == 64_851 and metrics["test_images"] == 94
+    assert metrics["data"]["official"] is False and len(metrics["data"]["fingerprint"]) == 64
+    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["images_per_s"] > 0
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    assert (run / "learning_curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_seeded_runs_reproduce(tiny_data, tmp_path):
+    first = train(config(init="he"), tmp_path / "a", data_dir=tiny_data, verbose=0)
+    second = train(config(init="he"), tmp_path / "b", data_dir=tiny_data, verbose=0)
+    assert read_history(tmp_path / "a")[-1]["loss"] == read_history(tmp_path / "b")[-1]["loss"]
+    assert first["test_accuracy"] == second["test_accuracy"]
+
+
+def test_existing_run_needs_resume(tiny_data, tmp_path):
+    train(config(epochs=1), tmp_path / "run", data_dir=tiny_data, verbose=0)
+    with pytest.raises(EdgeEmnistError, match="already holds a run; pass --resume"):
+        train(config(epochs=1), tmp_path / "run", data_dir=tiny_data, verbose=0)
+    with pytest.raises(EdgeEmnistError, match="nothing to resume"):
+        train(config(), tmp_path / "missing", resume=True, data_dir=tiny_data, verbose=0)
+
+
+def test_resume_extends_a_finished_run(tiny_data, tmp_path):
+    train(config(epochs=1), tmp_path / "run", data_dir=tiny_data, verbose=0)
+    metrics = train(config(epochs=3), tmp_path / "run", resume=True, data_dir=tiny_data, verbose=0)
+    assert [row["epoch"] for row in read_history(tmp_path / "run")] == [1, 2, 3] and metrics["epochs_run"] == 3
+
+
+def test_killed_run_resumes_where_it_stopped(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "edge_emnist.cli", "train", "--arch", "lenet5", "--dataset", "emnist-balanced",
+            "--epochs", "40", "--patience", "40", "--batch-size", "16", "--data-dir", str(tiny_data),
+            "--run-dir", str(run)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(read_history(run)) < 2:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(read_history(run))
+    assert 2 <= done < 40 and not (run / "metrics.json").exists()
+    assert main(argv[3:] + ["--resume"]) == 0
+    epochs = [row["epoch"] for row in read_history(run)]
+    assert epochs == list(range(1, 41)) and json.loads((run / "metrics.json").read_text())["epochs_run"] == 40
+
+
+def test_early_stopping_uses_validation(tiny_data, tmp_path):
+    metrics = train(config(epochs=30, patience=1, lr=0.5, optimizer="sgd"), tmp_path / "run",
+                    data_dir=tiny_data, verbose=0)
+    history = read_history(tmp_path / "run")
+    assert metrics["stopped_early"] and len(history) < 30
+    assert metrics["val_accuracy"] == max(row["val_accuracy"] for row in history)
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tiny_data, tmp_path):
+    env = {**os.environ, "EDGE_EMNIST_LOGICAL_CPUS": "2"}
+    subprocess.run([sys.executable, "-m", "edge_emnist.cli", "train", "--arch", "lenet5", "--dataset",
+                    "emnist-balanced", "--epochs", "1", "--batch-size", "32", "--distribute", "mirrored",
+                    "--data-dir", str(tiny_data), "--run-dir", str(tmp_path / "run")],
+                   env=env, check=True, capture_output=True)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["replicas"] == 2
+
+
+def test_sweep_trains_every_cell_then_skips_them(tiny_data, tmp_path, capsys, monkeypatch):
+    argv = ["sweep", "--arch", "lenet5", "--dataset", "emnist-balanced", "--epochs", "1", "--batch-size", "32",
+            "--grid", "init=he,lecun", "optimizer=adam,sgd", "lr=0.01", "--data-dir", str(tiny_data),
+            "--out", str(tmp_path / "sweep")]
+    assert main(argv) == 0
+    table = (tmp_path / "sweep" / "sweep.md").read_text()
+    assert "## Test accuracy, init x optimizer" in table and table.count("| he |") == 3  # two long-table rows, one pivot row
+    assert len((tmp_path / "sweep" / "sweep.csv").read_text().splitlines()) == 5
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr("edge_emnist.sweep.train", must_not_train)
+    assert main(argv) == 0
+
+
+@pytest.mark.parametrize("items,message", [
+    (["init"], "must look like key=value1,value2"),
+    (["colour=red"], "cannot sweep 'colour'"),
+    (["lr=fast"], "not a valid lr"),
+    ([], "empty grid"),
+])
+def test_bad_grids(items, message):
+    with pytest.raises(EdgeEmnistError, match=message):
+        parse_grid(items)
+
+
+def test_bad_training_arguments(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--arch", "vgg99"])
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(EdgeEmnistError, match="learning rate must be positive"):
+        TrainConfig(arch="lenet5", lr=0).validate()
