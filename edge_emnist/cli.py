@@ -143,6 +143,22 @@ def cmd_data_download(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- models -------------------------------------------------------------------------------------------
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from edge_emnist.models import create_model, list_models, model_entry
+    from edge_emnist.models.profile import macs, trainable_params
+    from edge_emnist.report.tables import markdown_table, text_table
+
+    rows = []
+    for name in list_models():
+        model = create_model(name, args.classes)
+        rows.append([name, trainable_params(model), macs(model), model_entry(name).description])
+    headers = ["architecture", f"trainable parameters ({args.classes} classes)", "MACs per image", "description"]
+    print((markdown_table if args.markdown else text_table)(headers, rows))
+    return 0
+
+
 # --- train and sweep -----------------------------------------------------------------------------------
 
 def _train_config(args: argparse.Namespace, arch: str):
@@ -262,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", metavar="URL", help="base URL of a mirror laid out as <mirror>/<family>/<file> "
                                                    "(default: $EDGE_EMNIST_MIRROR, else the official hosts)")
     p.set_defaults(handler=cmd_data_download)
+
+    p = commands.add_parser("models", help="the architectures with their parameters and MACs")
+    p.add_argument("--classes", type=_positive_int, default=47, help="output classes (default: 47)")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.set_defaults(handler=cmd_models)
 
     p = commands.add_parser("train", help="train one architecture; resumable run folder with curves and metrics",
                             description="Train one run. Ctrl-C or a kill loses at most the current epoch: "

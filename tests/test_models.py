@@ -49,3 +49,18 @@ def test_registry():
         create_model("vgg99", 10)
     with pytest.raises(ValueError, match="registered twice"):
         register("lenet5")(lambda num_classes: None)
+
+
+def test_macs_count_convolutions_and_dense_layers():
+    from edge_emnist.models.profile import macs
+
+    # C1 28*28*6*25 + C3 10*10*16*150 + dense 400*120 + 120*84 + 84*47
+    assert macs(create_model("lenet5", 47)) == 117_600 + 240_000 + 48_000 + 10_080 + 3_948
+
+
+def test_models_command_lists_every_architecture(capsys):
+    from edge_emnist.cli import main
+
+    assert main(["models", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| lenet5 | 64,851 | 419,628 |" in out and out.count("\n| ") == 6
