@@ -31,6 +31,7 @@ from edge_emnist.data.pipeline import Augment, make_dataset
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path
 from edge_emnist.models import create_model, model_entry
+from edge_emnist.models.profile import trainable_params
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
@@ -304,7 +305,7 @@ def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = Fa
         "stopped_early": should_stop(history, config.patience),
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
-        "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "trainable_params": trainable_params(model),
         "total_params": int(model.count_params()),
         "seconds_per_epoch": seconds_per_epoch,
         "ms_per_step": 1000 * seconds_per_epoch / steps_per_epoch,

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_emnist.data.download import sha256_of
-from edge_emnist.data.idx import read_idx_shape
-from edge_emnist.data.registry import DATASETS, SPLITS, DatasetSpec
-from edge_emnist.data.source import Dataset, default_cache_dir, find_local, local_data_dir
+from edge_emnist.data.registry import DATASETS, DatasetSpec
+from edge_emnist.data.source import Dataset, default_cache_dir, find_local, local_data_dir, provenance
 
 
 @dataclass
@@ -29,9 +28,8 @@ def presence(spec: DatasetSpec, root: Path) -> Presence:
     folder = find_local(spec, root)
     if folder is None:
         return Presence(spec, None, None, None)
-    counts = {split: read_idx_shape(folder / spec.filename(split, "labels"))[0] for split in SPLITS}
-    official = all(sha256_of(folder / name) == spec.official_sha256(name) for name in spec.filenames())
-    return Presence(spec, folder, counts, official)
+    prov = provenance(spec, folder)
+    return Presence(spec, folder, prov.counts, prov.official)
 
 
 def list_datasets(root: Path) -> list[Presence]:
