@@ -43,10 +43,25 @@ def test_resnet50_rejects_bad_options():
         create_model("resnet50", 10, input_size=28)
 
 
+def test_every_listed_architecture_registers_itself():
+    from edge_emnist.models import model_entry
+
+    assert [model_entry(name).name for name in list_models()] == list_models()
+
+
+def test_listing_architectures_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = "import sys, edge_emnist.cli as c; c.build_parser(); print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
 def test_registry():
     assert list_models() == ["lenet5", "lenet5_relu", "simple_cnn", "custom_resnet", "custom_vgg", "resnet50"]
     with pytest.raises(EdgeEmnistError, match="unknown architecture 'vgg99'; choose one of: lenet5"):
         create_model("vgg99", 10)
+    create_model("lenet5", 10)  # make sure lenet5 is registered before registering it again
     with pytest.raises(ValueError, match="registered twice"):
         register("lenet5")(lambda num_classes: None)
 

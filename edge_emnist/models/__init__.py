@@ -21,7 +21,16 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
-_MODULES = ("lenet5", "simple_cnn", "custom_resnet", "custom_vgg", "resnet50")
+# architecture -> module that registers it. Listing names needs no TensorFlow import (CLI start-up stays
+# fast); a module is imported only when one of its models is looked up.
+ARCHITECTURES = {
+    "lenet5": "lenet5",
+    "lenet5_relu": "lenet5",
+    "simple_cnn": "simple_cnn",
+    "custom_resnet": "custom_resnet",
+    "custom_vgg": "custom_vgg",
+    "resnet50": "resnet50",
+}
 
 
 def register(name: str, description: str = "") -> Callable[[Callable], Callable]:
@@ -34,22 +43,15 @@ def register(name: str, description: str = "") -> Callable[[Callable], Callable]
     return decorate
 
 
-def _load_all() -> None:
-    for module in _MODULES:
-        importlib.import_module(f"edge_emnist.models.{module}")
-
-
 def list_models() -> list[str]:
-    _load_all()
-    return list(_REGISTRY)
+    return list(ARCHITECTURES)
 
 
 def model_entry(name: str) -> ModelEntry:
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise EdgeEmnistError(f"unknown architecture {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
+    if name not in ARCHITECTURES:
+        raise EdgeEmnistError(f"unknown architecture {name!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    importlib.import_module(f"edge_emnist.models.{ARCHITECTURES[name]}")
+    return _REGISTRY[name]
 
 
 def create_model(name: str, num_classes: int, **options):
