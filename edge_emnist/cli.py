@@ -231,6 +231,73 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     _data_options(parser)
 
 
+# --- optimize and export -------------------------------------------------------------------------------
+
+def _sparsity_fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+def _print_optimized(metrics: dict, output: Path) -> None:
+    sparsity = metrics["sparsity"]
+    print(f"{'layer':<40} {'zeros':>10} {'weights':>10} {'sparsity':>9}")
+    for name, layer in sparsity["layers"].items():
+        print(f"{name:<40} {layer['zeros']:>10,} {layer['size']:>10,} {layer['sparsity']:>9.1%}")
+    print(f"{'total':<40} {sparsity['zeros']:>10,} {sparsity['kernel_weights']:>10,} {sparsity['total']:>9.1%}")
+    source = metrics.get("source_test_accuracy")
+    before = f" (source {source:.4f})" if source is not None else ""
+    print(f"validation {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}{before} -> {output}")
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from edge_emnist.optimize.finetune import default_output, optimize_run
+    from edge_emnist.optimize.prune import PruneConfig, parse_m_by_n
+    from edge_emnist.runs import open_run
+
+    prune = PruneConfig(args.sparsity, args.schedule, parse_m_by_n(args.m_by_n) if args.m_by_n else None)
+    if prune.m_by_n:
+        prune.sparsity = 1 - prune.m_by_n[0] / prune.m_by_n[1]
+    output = args.output or default_output(open_run(args.run), prune, args.qat)
+    metrics = optimize_run(args.run, prune=prune, qat=args.qat, epochs=args.epochs, qat_epochs=args.qat_epochs,
+                           lr=args.lr, output=output, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    _print_optimized(metrics, output)
+    return 0
+
+
+def cmd_qat(args: argparse.Namespace) -> int:
+    from edge_emnist.optimize.finetune import default_output, optimize_run
+    from edge_emnist.runs import open_run
+
+    output = args.output or default_output(open_run(args.run), None, True)
+    metrics = optimize_run(args.run, qat=True, epochs=args.epochs, lr=args.lr, output=output,
+                           data_dir=args.data_dir, cache_dir=args.cache_dir)
+    _print_optimized(metrics, output)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from edge_emnist.export.artifacts import FORMATS, ExportOptions, export_run
+
+    formats = tuple(FORMATS) if args.format == "all" else (args.format,)
+    options = ExportOptions(quantize=args.quantize, formats=formats, io_type=args.io,
+                            calibration_size=args.calibration_size, out_dir=args.out_dir)
+    for run in args.runs:
+        export_run(run, options, data_dir=args.data_dir, cache_dir=args.cache_dir,
+                   log=lambda line: print(line, file=sys.stderr))
+    return 0
+
+
+def _finetune_options(parser: argparse.ArgumentParser, epochs_help: str) -> None:
+    parser.add_argument("run", type=Path, metavar="RUN", help="a finished training run folder")
+    parser.add_argument("--epochs", type=_positive_int, default=2, help=epochs_help)
+    parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate (default: 1e-4)")
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="new run folder (default: RUN-p50, RUN-qat, RUN-p50-qat beside RUN)")
+    _data_options(parser)
+
+
 # --- parser -------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -300,6 +367,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="e.g. init=random,he,lecun optimizer=adam,nadam,sgd lr=0.01")
     p.add_argument("--out", type=Path, help="sweep folder (default: runs/sweep-<arch>-<dataset>)")
     p.set_defaults(handler=cmd_sweep)
+
+    p = commands.add_parser("prune", help="magnitude pruning with fine-tuning (optionally then QAT) into a new run",
+                            description="Prune a trained run to a target sparsity while fine-tuning, strip the "
+                                        "wrappers and report per-layer sparsity. Pruning shrinks the gzip'd "
+                                        "artifact; it does not make these CNNs faster in LiteRT.")
+    _finetune_options(p, "pruning fine-tuning epochs (default: 2)")
+    p.add_argument("--sparsity", type=_sparsity_fraction, default=0.5, help="target zero fraction (default: 0.5)")
+    p.add_argument("--schedule", choices=["polynomial", "constant"], default="polynomial",
+                   help="polynomial ramps to the target over 3/4 of fine-tuning (default); constant prunes at once")
+    p.add_argument("--m-by-n", metavar="M:N", help="structured sparsity, e.g. 2:4 (overrides --sparsity)")
+    p.add_argument("--qat", action="store_true", help="then pruning-preserving quantization-aware training")
+    p.add_argument("--qat-epochs", type=_positive_int, help="QAT epochs (default: --epochs)")
+    p.set_defaults(handler=cmd_prune)
+
+    p = commands.add_parser("qat", help="quantization-aware fine-tuning into a new run (export it as int8)")
+    _finetune_options(p, "QAT epochs (default: 2)")
+    p.set_defaults(handler=cmd_qat)
+
+    p = commands.add_parser("export", help="TFLite/ONNX artifacts with model cards, parity-checked",
+                            description="Convert runs to TFLite and/or ONNX. Every artifact is run on the whole "
+                                        "test split through its own runtime and compared with the Keras model "
+                                        "before it is written, with a model card (.json) beside it.")
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders (trained, pruned or QAT)")
+    p.add_argument("--quantize", choices=["none", "fp16", "dynamic", "int8"], default="int8",
+                   help="none = float32; fp16 weights; dynamic-range int8 weights; int8 = full integer (default)")
+    p.add_argument("--format", choices=["tflite", "onnx", "all"], default="all", help="default: all")
+    p.add_argument("--io", choices=["int8", "uint8", "float"], default="int8",
+                   help="TFLite int8 only: input/output type; uint8 takes raw pixels as they are (default: int8)")
+    p.add_argument("--calibration-size", type=_positive_int, default=500,
+                   help="train images used to calibrate int8 ranges (default: 500)")
+    p.add_argument("--out-dir", type=Path, default=Path("exported"), help="default: exported/")
+    _data_options(p)
+    p.set_defaults(handler=cmd_export)
     return parser
 
 

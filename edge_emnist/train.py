@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_emnist.backend import keras, tf
-from edge_emnist.data import load_dataset, stratified_split
+from edge_emnist.data import Dataset, load_dataset, stratified_split
 from edge_emnist.data.download import sha256_of
 from edge_emnist.data.pipeline import Augment, make_dataset
 from edge_emnist.errors import EdgeEmnistError
@@ -228,6 +228,17 @@ def _save_config(config: TrainConfig, run_dir: Path) -> None:
         tmp.write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
 
 
+def training_split(config: TrainConfig, data: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The run's train and validation images: the same stratified, seeded split every time it is asked for."""
+    train_idx, val_idx = stratified_split(data.train.labels, config.val_fraction, config.seed)
+    if config.train_limit:
+        rng = np.random.default_rng(config.seed)
+        train_idx = np.sort(rng.permutation(train_idx)[: config.train_limit])
+        val_idx = np.sort(rng.permutation(val_idx)[: max(config.train_limit // 5, 1)])
+    return (data.train.images[train_idx], data.train.labels[train_idx],
+            data.train.images[val_idx], data.train.labels[val_idx])
+
+
 def load_trained_model(config: TrainConfig, num_classes: int, weights: Path):
     """Rebuild a run's architecture and load its weights, compiled for evaluation."""
     model = create_model(config.arch, num_classes, **config.model_options)
@@ -253,13 +264,7 @@ def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = Fa
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
 
     data = load_dataset(config.dataset, data_dir, cache_dir)
-    train_idx, val_idx = stratified_split(data.train.labels, config.val_fraction, config.seed)
-    if config.train_limit:
-        rng = np.random.default_rng(config.seed)
-        train_idx = np.sort(rng.permutation(train_idx)[: config.train_limit])
-        val_idx = np.sort(rng.permutation(val_idx)[: max(config.train_limit // 5, 1)])
-    x_train, y_train = data.train.images[train_idx], data.train.labels[train_idx]
-    x_val, y_val = data.train.images[val_idx], data.train.labels[val_idx]
+    x_train, y_train, x_val, y_val = training_split(config, data)
 
     strategy = strategy_for(config)
     replicas = strategy.num_replicas_in_sync

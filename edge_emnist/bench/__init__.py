@@ -1,0 +1,1 @@
+"""Measuring artifacts: runtimes behind one interface, latency, accuracy, device runners."""

@@ -1,0 +1,129 @@
+"""Run an exported artifact through its own runtime, with nothing from TensorFlow.
+
+Every runtime takes float32 images in [0, 1], shape (N, 28, 28, 1), and returns float32 class
+probabilities: quantized inputs and outputs are converted with the scale and zero point stored in the
+model, exactly as an app would. This file needs only numpy plus ai-edge-litert or onnxruntime, so the
+device runner can ship it as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (q.astype(np.float32) - zero_point) * np.float32(scale)
+
+
+@dataclass
+class LiteRTModel:
+    """A .tflite model in ai_edge_litert's interpreter; XNNPACK on by default, as on a phone."""
+
+    path: Path
+    threads: int = 1
+    xnnpack: bool = True
+    _interpreter: object = field(init=False, repr=False)
+    _batch: int = field(init=False, default=-1)
+
+    def __post_init__(self) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self._interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads,
+                                        experimental_op_resolver_type=resolver)
+        self.input = self._interpreter.get_input_details()[0]
+        self.output = self._interpreter.get_output_details()[0]
+
+    def _resize(self, batch: int) -> None:
+        if batch != self._batch:
+            shape = list(self.input["shape"])
+            shape[0] = batch
+            self._interpreter.resize_tensor_input(self.input["index"], shape)
+            self._interpreter.allocate_tensors()
+            self._batch = batch
+
+    def run_raw(self, x: np.ndarray) -> np.ndarray:
+        """One invocation on an already-typed input batch (what latency measures)."""
+        self._resize(len(x))
+        self._interpreter.set_tensor(self.input["index"], x)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self.output["index"])
+
+    def to_input(self, images: np.ndarray) -> np.ndarray:
+        dtype = np.dtype(self.input["dtype"])
+        if dtype == np.float32:
+            return images.astype(np.float32)
+        scale, zero_point = self.input["quantization"]
+        return quantize(images, scale, zero_point, dtype)
+
+    def from_output(self, y: np.ndarray) -> np.ndarray:
+        if np.dtype(self.output["dtype"]) == np.float32:
+            return y
+        return dequantize(y, *self.output["quantization"])
+
+    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return _batched(lambda x: self.from_output(self.run_raw(self.to_input(x))), images, batch_size)
+
+
+@dataclass
+class OrtModel:
+    """An .onnx model in an ONNX Runtime CPU session."""
+
+    path: Path
+    threads: int = 1
+    optimization: str = "all"  # disable | basic | extended | all
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+
+    def __post_init__(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.optimization]
+        self._session = ort.InferenceSession(str(self.path), options, providers=list(self.providers))
+        self.input_name = self._session.get_inputs()[0].name
+
+    def run_raw(self, x: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self.input_name: x})[0]
+
+    def to_input(self, images: np.ndarray) -> np.ndarray:
+        return images.astype(np.float32)
+
+    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return _batched(lambda x: self.run_raw(self.to_input(x)), images, batch_size)
+
+
+RUNTIMES: dict[str, Callable[..., LiteRTModel | OrtModel]] = {".tflite": LiteRTModel, ".onnx": OrtModel}
+
+
+def open_artifact(path: str | Path, **options) -> LiteRTModel | OrtModel:
+    """The runtime an artifact's suffix calls for."""
+    path = Path(path)
+    try:
+        runtime = RUNTIMES[path.suffix]
+    except KeyError:
+        raise ValueError(f"{path}: unknown artifact type (expected .tflite or .onnx)") from None
+    return runtime(path, **options)
+
+
+def _batched(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.concatenate([fn(images[i: i + batch_size]) for i in range(0, len(images), batch_size)])
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(probabilities, axis=1) == labels))

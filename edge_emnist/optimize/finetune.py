@@ -1,0 +1,126 @@
+"""Fine-tune a finished run into a new, optimized run folder: pruned, quantization-aware, or both.
+
+The result is a run like any other (config, best weights, metrics) plus optimization.json, so export,
+bench and report take it without knowing how it was made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+from edge_emnist.backend import keras
+from edge_emnist.data import load_dataset
+from edge_emnist.data.download import sha256_of
+from edge_emnist.data.pipeline import make_dataset
+from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.io import atomic_path
+from edge_emnist.optimize import prune as pruning
+from edge_emnist.optimize.qat import quantize_wrap
+from edge_emnist.runs import Run, open_run
+from edge_emnist.train import training_split
+
+
+def default_output(run: Run, prune: pruning.PruneConfig | None, qat: bool) -> Path:
+    parts = []
+    if prune:
+        parts.append(f"{prune.m_by_n[0]}of{prune.m_by_n[1]}" if prune.m_by_n else f"p{round(100 * prune.sparsity)}")
+    if qat:
+        parts.append("qat")
+    return run.path.with_name(f"{run.path.name}-{'-'.join(parts)}")
+
+
+def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None, qat: bool = False,
+                 epochs: int = 2, qat_epochs: int | None = None, lr: float = 1e-4, output: str | Path | None = None,
+                 data_dir=None, cache_dir=None, verbose: int | None = None) -> dict:
+    """Prune and/or QAT fine-tune `source`; returns the new run's metrics (also in its metrics.json)."""
+    if not prune and not qat:
+        raise EdgeEmnistError("nothing to do: give a sparsity to prune, --qat, or both")
+    if prune:
+        prune.validate()
+    if epochs < 1 or (qat_epochs is not None and qat_epochs < 1):
+        raise EdgeEmnistError("fine-tuning needs at least 1 epoch")
+    run = open_run(source)
+    if run.optimization:
+        raise EdgeEmnistError(f"{run.path} is already optimized ({run.tag}); start from the trained run")
+    output = Path(output or default_output(run, prune, qat))
+    if output.exists():
+        raise EdgeEmnistError(f"{output} already exists; remove it or pass --output")
+    verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
+
+    keras.utils.set_random_seed(run.config.seed)
+    data = load_dataset(run.config.dataset, data_dir, cache_dir)
+    x_train, y_train, x_val, y_val = training_split(run.config, data)
+    batch = run.config.batch_size
+    train_ds = make_dataset(x_train, y_train, batch_size=batch, shuffle=True, seed=run.config.seed)
+    val_ds = make_dataset(x_val, y_val, batch_size=batch)
+    model = run.build_model(data.spec.num_classes)
+    history = []
+
+    if prune:
+        steps = math.ceil(len(y_train) / batch) * epochs
+        model = pruning.wrap_for_pruning(model, prune, steps)
+        history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "prune", [_pruning_step()])
+        model = pruning.strip(model)
+    if qat:
+        model = quantize_wrap(model, prune_preserving=bool(prune))
+        history += _fit(model, train_ds, val_ds, qat_epochs or epochs, lr, verbose, "qat", [])
+
+    test_ds = make_dataset(data.test.images, data.test.labels, batch_size=batch)
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    _, val_accuracy = model.evaluate(val_ds, verbose=0)
+    _, test_accuracy = model.evaluate(test_ds, verbose=0)
+    report = pruning.sparsity_report(model)
+    optimization = {
+        "source": str(run.path),
+        "source_weights_sha256": sha256_of(run.weights),
+        "pruning": ({"sparsity": prune.sparsity, "schedule": prune.schedule,
+                     "m_by_n": list(prune.m_by_n) if prune.m_by_n else None, "epochs": epochs} if prune else None),
+        "qat": {"epochs": qat_epochs or epochs, "prune_preserving": bool(prune)} if qat else None,
+        "lr": lr,
+        "history": history,
+    }
+    metrics = {
+        "arch": run.config.arch, "dataset": run.config.dataset,
+        "val_accuracy": float(val_accuracy), "test_accuracy": float(test_accuracy),
+        "source_val_accuracy": run.metrics.get("val_accuracy"),
+        "source_test_accuracy": run.metrics.get("test_accuracy"),
+        "sparsity": report,
+        "data": data.provenance.to_dict(),
+    }
+    _write_run(output, run, model, optimization, metrics)
+    return metrics
+
+
+def _pruning_step():
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.sparsity.keras.UpdatePruningStep()
+
+
+def _fit(model, train_ds, val_ds, epochs, lr, verbose, stage, callbacks) -> list[dict]:
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    return [{"stage": stage, "epoch": i + 1, **{k: float(v[i]) for k, v in fitted.history.items()}}
+            for i in range(len(fitted.history["loss"]))]
+
+
+def _write_run(output: Path, source: Run, model, optimization: dict, metrics: dict) -> None:
+    """All files go into a hidden folder first, renamed into place at the end: no half-made run is left."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.with_name(f".tmp-{output.name}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        shutil.copy(source.path / "config.json", staging / "config.json")
+        model.save_weights(str(staging / "best.weights.h5"))
+        metrics["best_weights_sha256"] = sha256_of(staging / "best.weights.h5")
+        (staging / "optimization.json").write_text(json.dumps(optimization, indent=2) + "\n")
+        with atomic_path(staging / "metrics.json") as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+        staging.rename(output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
