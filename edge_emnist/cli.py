@@ -257,6 +257,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from edge_emnist.runs import open_run
 
     prune = PruneConfig(args.sparsity, args.schedule, parse_m_by_n(args.m_by_n) if args.m_by_n else None)
+    prune.validate()
     if prune.m_by_n:
         prune.sparsity = 1 - prune.m_by_n[0] / prune.m_by_n[1]
     output = args.output or default_output(open_run(args.run), prune, args.qat)

@@ -27,8 +27,11 @@ def glyph(label: int) -> np.ndarray:
 
 
 def write_tiny(spec: DatasetSpec, folder: Path, counts: dict[str, int] | None = None, seed: int = 0,
-               transpose_on_disk: bool | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Write spec's four files with a few images per class; returns the upright arrays per split."""
+               transpose_on_disk: bool | None = None, noise: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Write spec's four files with a few images per class; returns the upright arrays per split.
+
+    `noise` adds uniform pixel noise up to that value, so images of a class differ (export parity needs that).
+    """
     counts = counts or {"train": 3 * spec.num_classes, "test": spec.num_classes}
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -38,6 +41,9 @@ def write_tiny(spec: DatasetSpec, folder: Path, counts: dict[str, int] | None = 
         labels = np.arange(counts[split]) % spec.num_classes
         rng.shuffle(labels)
         upright = np.stack([glyph(int(lab)) for lab in labels])
+        if noise:
+            noisy = upright.astype(np.int16) + rng.integers(0, noise + 1, upright.shape)
+            upright = np.clip(noisy, 0, 255).astype(np.uint8)
         stored = upright.transpose(0, 2, 1) if on_disk_transposed else upright
         write_idx(folder / spec.filename(split, "images"), stored)
         write_idx(folder / spec.filename(split, "labels"), (labels + spec.label_offset).astype(np.uint8))

@@ -74,3 +74,36 @@ def test_show_on_real_data(shared_data, tmp_path, capsys):
     assert main(["data", "show", "--dataset", "emnist-bymerge", "-n", "64", "-o", str(out),
                  "--data-dir", str(shared_data / "emnist-dev")]) == 0
     assert out.stat().st_size > 10_000
+
+
+def test_committed_lenet5_exports_int8_within_one_point(shared_data, tmp_path):
+    """The issue's bar: int8 artifacts of a model trained on emnist-dev lose at most 1 point, in plain runtimes."""
+    import json
+    from pathlib import Path
+
+    import onnxruntime as ort
+    from ai_edge_litert.interpreter import Interpreter
+
+    run = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "runs" / "lenet5-emnist-bymerge"
+    assert main(["export", str(run), "--quantize", "int8", "--data-dir", str(shared_data),
+                 "--out-dir", str(tmp_path)]) == 0
+    test = load_dataset("emnist-bymerge", shared_data, splits=("test",)).test
+    x = test.images[..., None].astype(np.float32) / 255
+    card = json.loads((tmp_path / "lenet5-emnist-bymerge-int8.tflite.json").read_text())
+    assert card["accuracy"]["keras"] - card["accuracy"]["artifact"] <= 0.01
+
+    interpreter = Interpreter(model_path=str(tmp_path / "lenet5-emnist-bymerge-int8.tflite"))
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(inp["index"], [len(x), 28, 28, 1])
+    interpreter.allocate_tensors()
+    scale, zero = inp["quantization"]
+    interpreter.set_tensor(inp["index"], np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8))
+    interpreter.invoke()
+    tflite_accuracy = np.mean(interpreter.get_tensor(out["index"]).argmax(1) == test.labels)
+
+    onnx_path = tmp_path / "lenet5-emnist-bymerge-int8.onnx"
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    onnx_accuracy = np.mean(session.run(None, {"image": x})[0].argmax(1) == test.labels)
+    for accuracy in (tflite_accuracy, onnx_accuracy):
+        assert accuracy >= card["accuracy"]["keras"] - 0.01
+    assert tflite_accuracy == pytest.approx(card["accuracy"]["artifact"])

@@ -19,12 +19,12 @@ class PruneConfig:
     m_by_n: tuple[int, int] | None = None  # structured: keep m of every n weights (2:4)
 
     def validate(self) -> None:
+        if self.m_by_n and not 0 < self.m_by_n[0] < self.m_by_n[1]:
+            raise EdgeEmnistError(f"--m-by-n needs 0 < m < n, got {self.m_by_n[0]}:{self.m_by_n[1]}")
         if not 0 < self.sparsity < 1:
             raise EdgeEmnistError(f"sparsity must be between 0 and 1 (exclusive), got {self.sparsity}")
         if self.schedule not in SCHEDULES:
             raise EdgeEmnistError(f"schedule must be one of {', '.join(SCHEDULES)}")
-        if self.m_by_n and not 0 < self.m_by_n[0] < self.m_by_n[1]:
-            raise EdgeEmnistError(f"--m-by-n needs 0 < m < n, got {self.m_by_n[0]}:{self.m_by_n[1]}")
 
 
 def parse_m_by_n(text: str) -> tuple[int, int]:

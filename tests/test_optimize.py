@@ -1,0 +1,148 @@
+"""Pruning and QAT fine-tuning, and what survives into the exported artifacts."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+from onnx import numpy_helper
+
+from edge_emnist.cli import main
+from edge_emnist.data.registry import get_dataset
+from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.export.artifacts import ExportOptions, export_run
+from edge_emnist.optimize.finetune import optimize_run
+from edge_emnist.optimize.prune import PruneConfig, parse_m_by_n
+from edge_emnist.runs import open_run
+from edge_emnist.train import TrainConfig, train
+from tests.conftest import write_tiny
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("optimize")
+    write_tiny(get_dataset("mnist"), root / "data", counts={"train": 600, "test": 200}, noise=90)
+    config = TrainConfig(arch="lenet5", dataset="mnist", epochs=6, batch_size=32, lr=3e-3, patience=6)
+    train(config, root / "run", data_dir=root / "data", verbose=0)
+    return root
+
+
+def tflite_weight_zeros(path) -> float:
+    """Zero fraction over the model's large constant tensors (the kernels), read with plain ai_edge_litert."""
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    zeros = total = 0
+    for detail in interpreter.get_tensor_details():
+        # kernels: 2-D or more, first dimension = output channels; activations have the batch (1) first
+        shape = detail["shape"]
+        if len(shape) < 2 or shape[0] == 1 or detail["dtype"] not in (np.int8, np.float32):
+            continue
+        values = interpreter.get_tensor(detail["index"])
+        zeros, total = zeros + int(np.sum(values == 0)), total + values.size
+    return zeros / total
+
+
+def onnx_weight_zeros(path) -> float:
+    arrays = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer]
+    kernels = [a for a in arrays if a.size >= 1000]
+    return sum(int(np.sum(a == 0)) for a in kernels) / sum(a.size for a in kernels)
+
+
+def test_pruned_run_keeps_zeros_into_smaller_artifacts(trained, tmp_path):
+    pruned = trained / "run-p50"
+    metrics = optimize_run(trained / "run", prune=PruneConfig(0.5, "polynomial"), epochs=2, output=pruned,
+                           data_dir=trained / "data", verbose=0)
+    assert metrics["sparsity"]["total"] == pytest.approx(0.5, abs=0.01)
+    assert set(metrics["sparsity"]["layers"]) == {"c1", "c3", "c5", "f6", "logits"}
+    run = open_run(pruned)
+    assert run.tag == "p50" and run.optimization["pruning"]["schedule"] == "polynomial"
+    assert run.optimization["source_weights_sha256"]
+    for quantize in ("none", "int8"):
+        options = ExportOptions(quantize=quantize, out_dir=tmp_path)
+        dense = export_run(trained / "run", options, data_dir=trained / "data", log=lambda _: None)
+        sparse = export_run(pruned, options, data_dir=trained / "data", log=lambda _: None)
+        for dense_path, sparse_path in zip(dense, sparse, strict=True):
+            assert "-p50-" in sparse_path.name
+            zeros = (tflite_weight_zeros if sparse_path.suffix == ".tflite" else onnx_weight_zeros)(sparse_path)
+            assert zeros >= 0.45, (sparse_path.name, zeros)
+            cards = [json.loads(p.with_suffix(p.suffix + ".json").read_text()) for p in (dense_path, sparse_path)]
+            assert cards[1]["size"]["gzip_bytes"] < 0.85 * cards[0]["size"]["gzip_bytes"]
+            assert cards[1]["sparsity"]["total"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_two_of_four_structured_sparsity(trained):
+    metrics = optimize_run(trained / "run", prune=PruneConfig(0.5, "constant", (2, 4)), epochs=1,
+                           output=trained / "run-2of4", data_dir=trained / "data", verbose=0)
+    assert metrics["sparsity"]["layers"]["c5"]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    kernel = open_run(trained / "run-2of4").build_model(10).get_layer("c5").kernel.numpy()  # (400, 120)
+    # 2:4 along the input axis: every block of 4 consecutive inputs has at most 2 non-zeros per output
+    blocks = (kernel.reshape(100, 4, 120) != 0).sum(axis=1)
+    assert blocks.max() <= 2
+
+
+def test_pruning_preserving_qat_keeps_sparsity_into_int8(trained, tmp_path):
+    output = trained / "run-p50-qat"
+    metrics = optimize_run(trained / "run", prune=PruneConfig(0.5, "constant"), qat=True, epochs=1,
+                           output=output, data_dir=trained / "data", verbose=0)
+    assert metrics["sparsity"]["total"] >= 0.49
+    run = open_run(output)
+    assert run.qat and run.pruned and run.tag == "p50-qat"
+    (tflite, onnx_path) = export_run(output, ExportOptions(quantize="int8", out_dir=tmp_path),
+                                     data_dir=trained / "data", log=lambda _: None)
+    assert tflite_weight_zeros(tflite) >= 0.45
+    card = json.loads(tflite.with_suffix(".tflite.json").read_text())
+    assert card["source"]["optimization"]["qat"]["prune_preserving"] is True
+    with pytest.raises(EdgeEmnistError, match="quantization-aware"):
+        export_run(output, ExportOptions(quantize="none", out_dir=tmp_path), data_dir=trained / "data")
+
+
+def test_qat_cli_then_export(trained, tmp_path, capsys):
+    data = str(trained / "data")
+    out = tmp_path / "qat"
+    assert main(["qat", str(trained / "run"), "--epochs", "1", "--output", str(out), "--data-dir", data]) == 0
+    assert "validation" in capsys.readouterr().out
+    assert main(["export", str(out), "--format", "tflite", "--data-dir", data, "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "lenet5-mnist-qat-int8.tflite").exists()
+
+
+def test_prune_cli_prints_sparsity_table(trained, tmp_path, capsys):
+    out = tmp_path / "p75"
+    code = main(["prune", str(trained / "run"), "--sparsity", "0.75", "--schedule", "constant", "--epochs", "1",
+                 "--output", str(out), "--data-dir", str(trained / "data")])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and ["layer", "zeros", "weights", "sparsity"] in [line.split() for line in lines]
+    assert any(line.startswith("total") and line.endswith("75.0%") for line in lines)
+    assert (out / "optimization.json").exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sparsity", "1.5"], "between 0 and 1"),
+    (["--m-by-n", "4:2"], "0 < m < n"),
+    (["--m-by-n", "two"], "M:N"),
+])
+def test_bad_prune_arguments(trained, capsys, argv, message):
+    with pytest.raises(SystemExit) if argv[0] == "--sparsity" else _no_raise():
+        code = main(["prune", str(trained / "run"), *argv, "--data-dir", str(trained / "data")])
+        assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_optimizing_an_optimized_run_is_refused(trained):
+    if not (trained / "run-p50").exists():
+        optimize_run(trained / "run", prune=PruneConfig(0.5), epochs=1, output=trained / "run-p50",
+                     data_dir=trained / "data", verbose=0)
+    with pytest.raises(EdgeEmnistError, match="already optimized"):
+        optimize_run(trained / "run-p50", qat=True, data_dir=trained / "data")
+
+
+def test_parse_m_by_n():
+    assert parse_m_by_n("2:4") == (2, 4)
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
