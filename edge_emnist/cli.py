@@ -299,6 +299,70 @@ def _finetune_options(parser: argparse.ArgumentParser, epochs_help: str) -> None
     _data_options(parser)
 
 
+# --- bench, report, pick -------------------------------------------------------------------------------
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want a comma list of integers such as 1,2, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"want positive integers, got {text!r}")
+    return values
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edge_emnist.bench.suite import BenchOptions, append_records, bench
+
+    if args.imports:
+        from edge_emnist.bench.suite import import_results
+
+        records = import_results(args.imports, target=args.target)
+        append_records(args.results, records)
+        print(f"imported {len(records)} records into {args.results}")
+        return 0
+    if not args.artifacts:
+        raise EdgeEmnistError("give artifacts to measure, or --import runner JSON files")
+    options = BenchOptions(runtimes=tuple(args.runtime.split(",")), threads=args.threads, batches=args.batch,
+                           runs=args.runs, warmup=args.warmup, xnnpack=not args.no_xnnpack,
+                           accuracy=not args.no_accuracy, yardstick=not args.no_yardstick, target=args.target,
+                           results=args.results)
+    records = bench(args.artifacts, options, data_dir=args.data_dir, cache_dir=args.cache_dir,
+                    log=lambda line: print(line, file=sys.stderr))
+    measured = [r for r in records if not r.get("skipped")]
+    print(f"{'artifact':<44} {'runtime':<7} {'thr':>3} {'batch':>5} {'accuracy':>8} {'p50 ms':>9} "
+          f"{'p90 ms':>9} {'img/s':>9}  litert-benchmark")
+    for r in measured:
+        yard = r.get("yardstick")
+        note = (f"{yard['litert_benchmark']['median_ms']:.2f} ms, {'agrees' if yard['agrees'] else 'DIFFERS'}"
+                if yard else "")
+        accuracy = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-"
+        print(f"{r['artifact']:<44} {r['runtime']:<7} {r['settings']['threads']:>3} {r['batch']:>5} {accuracy:>8} "
+              f"{r['latency']['p50_ms']:>9.4f} {r['latency']['p90_ms']:>9.4f} {r['throughput_ips']:>9,.0f}  {note}")
+    print(f"appended {len(records)} records to {args.results}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from edge_emnist.report.bench_report import write_report
+    from edge_emnist.report.results import load_records
+
+    records = load_records(args.results)
+    command = "edge-emnist report " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "edge-emnist report"
+    print(f"wrote {write_report(records, args.out, command=command)}")
+    return 0
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    from edge_emnist.report.pick import Constraints, pick
+    from edge_emnist.report.results import load_records
+
+    constraints = Constraints(args.max_latency_ms, args.max_size_kb, args.min_accuracy)
+    _, why = pick(load_records(args.results), args.target, constraints, threads=args.threads)
+    print(why)
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,6 +465,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, default=Path("exported"), help="default: exported/")
     _data_options(p)
     p.set_defaults(handler=cmd_export)
+
+    p = commands.add_parser("bench", help="accuracy, size and latency of artifacts through their runtimes",
+                            description="Measure artifacts: accuracy on the full test split, size, init and first "
+                                        "inference, batch-1 latency over --runs timed runs (mean, std, p50, p90, "
+                                        "p99), throughput at larger batches, peak memory, host description. "
+                                        "Appends one JSON record per setting to --results.")
+    p.add_argument("artifacts", type=Path, nargs="*", metavar="ARTIFACT", help=".tflite / .onnx files")
+    p.add_argument("--runtime", default="litert,ort",
+                   help="comma list of litert, ort, ort-cuda, ort-tensorrt, litert-gpu (default: litert,ort); "
+                        "each artifact runs on the ones that take its format; GPU targets absent here are "
+                        "recorded as skipped with the reason")
+    p.add_argument("--threads", type=_int_list, default=(1,), help="comma list (default: 1)")
+    p.add_argument("--batch", type=_int_list, default=(1, 32), help="comma list; 1 gives latency (default: 1,32)")
+    p.add_argument("--runs", type=_positive_int, default=1000, help="timed batch-1 runs (default: 1000)")
+    p.add_argument("--warmup", type=_positive_int, default=50, help="untimed runs first (default: 50)")
+    p.add_argument("--no-xnnpack", action="store_true", help="LiteRT without the XNNPACK delegate")
+    p.add_argument("--no-accuracy", action="store_true", help="skip the test-split accuracy pass")
+    p.add_argument("--no-yardstick", action="store_true", help="skip the litert-benchmark comparison")
+    p.add_argument("--target", help="label for this machine in results (default: cpu:<hostname>)")
+    p.add_argument("--results", type=Path, default=Path("benchmarks/results/bench.jsonl"),
+                   help="JSONL file to append to (default: benchmarks/results/bench.jsonl)")
+    p.add_argument("--import", dest="imports", type=Path, nargs="+", metavar="JSON",
+                   help="merge results a device produced with runner.py --json instead of measuring here")
+    _data_options(p)
+    p.set_defaults(handler=cmd_bench)
+
+    p = commands.add_parser("report", help="Markdown table, Pareto plot per target and size bars from results")
+    p.add_argument("--results", type=Path, nargs="+", default=[Path("benchmarks/results/bench.jsonl")])
+    p.add_argument("--out", type=Path, default=Path("benchmarks/report"), help="default: benchmarks/report/")
+    p.set_defaults(handler=cmd_report)
+
+    p = commands.add_parser("pick", help="choose the artifact to ship from measurements on a target, with reasons",
+                            description="Without constraints, names the knee of the accuracy/latency Pareto front.")
+    p.add_argument("--target", default="cpu", help="a target label, or its kind before ':' (default: cpu)")
+    p.add_argument("--max-latency-ms", type=float, help="on p90 at batch 1")
+    p.add_argument("--max-size-kb", type=float, help="raw artifact size in KiB")
+    p.add_argument("--min-accuracy", type=float, help="test accuracy as a fraction, e.g. 0.88")
+    p.add_argument("--threads", type=_positive_int, help="only settings with this many threads")
+    p.add_argument("--results", type=Path, nargs="+", default=[Path("benchmarks/results/bench.jsonl")])
+    p.set_defaults(handler=cmd_pick)
     return parser
 
 

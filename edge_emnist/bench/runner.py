@@ -1,0 +1,187 @@
+"""Measure one artifact on this machine: latency, throughput, accuracy, memory, and what the machine is.
+
+Self-contained on purpose: it needs Python 3.9+, numpy and ai-edge-litert or onnxruntime, plus runtimes.py
+beside it. `edge-emnist bench` runs it in a fresh process per setting (so peak memory is the setting's own)
+and copies the pair to devices over SSH; on a device without SSH (Android under Termux) run it by hand:
+
+    python runner.py model.tflite --threads 1,2 --batch 1,32 --json out.json
+    edge-emnist bench --import out.json        # back on the workstation
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+try:
+    from edge_emnist.bench.runtimes import accuracy, open_artifact
+except ImportError:  # copied to a device beside runtimes.py
+    from runtimes import accuracy, open_artifact  # type: ignore[no-redef]
+
+SCHEMA_VERSION = 1
+ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "neon", "asimd", "asimddp",
+             "fphp", "asimdhp", "sve", "i8mm")
+
+
+def host_description() -> dict:
+    """CPU model, ISA flags that decide which int8/fp16 kernels run, cores, OS, runtime versions."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            if key in ("model name", "hardware", "cpu model") and value.strip():
+                model = value.strip()
+            elif key in ("flags", "features"):
+                flags.update(value.split())
+    except OSError:
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"numpy": np.__version__}
+    for name in ("ai-edge-litert", "onnxruntime"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return {
+        "hostname": platform.node(),
+        "cpu": model,
+        "machine": platform.machine(),
+        "isa": sorted(f for f in ISA_FLAGS if f in flags),
+        "cores": os.cpu_count(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def _rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def percentiles_ms(samples_ns: list[int]) -> dict:
+    ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    return {
+        "mean_ms": float(ms.mean()), "std_ms": float(ms.std()),
+        "p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)), "min_ms": float(ms.min()), "runs": len(samples_ns),
+    }
+
+
+def time_runs(run, x: np.ndarray, runs: int, warmup: int) -> list[int]:
+    for _ in range(warmup):
+        run(x)
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        run(x)
+        samples.append(time.perf_counter_ns() - start)
+    return samples
+
+
+RUNTIME_OF_SUFFIX = {".tflite": "litert", ".onnx": "ort"}
+
+
+def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: int, xnnpack: bool = True,
+            images: np.ndarray | None = None, labels: np.ndarray | None = None) -> list[dict]:
+    """One record per batch size for one artifact x runtime x thread setting."""
+    baseline = _rss_mb()
+    options = {"threads": threads}
+    if path.suffix == ".tflite":
+        options["xnnpack"] = xnnpack
+    started = time.perf_counter_ns()
+    model = open_artifact(path, **options)
+    init_ms = (time.perf_counter_ns() - started) / 1e6
+    rng = np.random.default_rng(0)
+    sample = images[:1] if images is not None else rng.random((1, 28, 28, 1), dtype=np.float32)
+    x1 = model.to_input(sample.astype(np.float32))
+    started = time.perf_counter_ns()
+    model.run_raw(x1)
+    first_ms = (time.perf_counter_ns() - started) / 1e6
+
+    acc = None
+    if images is not None and labels is not None:
+        acc = accuracy(model.predict(images, batch_size=256), labels)
+    data = path.read_bytes()
+    common = {
+        "schema": SCHEMA_VERSION,
+        "artifact": path.name,
+        "runtime": RUNTIME_OF_SUFFIX[path.suffix],
+        "settings": {"threads": threads, **({"xnnpack": xnnpack} if path.suffix == ".tflite" else {})},
+        "accuracy": acc,
+        "test_images": None if labels is None else int(len(labels)),
+        "size_bytes": len(data),
+        "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+        "init_ms": init_ms,
+        "first_inference_ms": first_ms,
+    }
+    records = []
+    for batch in batches:
+        pool = images if images is not None and len(images) >= batch else rng.random((batch, 28, 28, 1),
+                                                                                        dtype=np.float32)
+        x = model.to_input(pool[:batch].astype(np.float32))
+        count = runs if batch == 1 else max(50, runs // batch)
+        latency = percentiles_ms(time_runs(model.run_raw, x, count, warmup))
+        records.append({**common, "batch": batch, "latency": latency,
+                        "throughput_ips": batch * 1000 / latency["mean_ms"]})
+    peak = _rss_mb()
+    for record in records:
+        record["memory"] = {"baseline_rss_mb": baseline, "peak_rss_mb": peak}
+    return records
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Measure .tflite/.onnx artifacts on this machine (edge-emnist).")
+    parser.add_argument("artifacts", nargs="+", type=Path)
+    parser.add_argument("--threads", type=_int_list, default=[1], help="comma list (default: 1)")
+    parser.add_argument("--batch", type=_int_list, default=[1, 32], help="comma list (default: 1,32)")
+    parser.add_argument("--runs", type=int, default=1000, help="timed runs at batch 1 (default: 1000)")
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
+    parser.add_argument("--data", type=Path, help=".npz with images (uint8 N x 28 x 28) and labels: adds accuracy")
+    parser.add_argument("--json", type=Path, help="write {host, records} here (default: print)")
+    args = parser.parse_args(argv)
+
+    images = labels = None
+    if args.data:
+        with np.load(args.data) as data:
+            images = data["images"][..., None].astype(np.float32) / 255.0
+            labels = data["labels"]
+    host = host_description()
+    records = []
+    for path in args.artifacts:
+        if path.suffix not in RUNTIME_OF_SUFFIX:
+            print(f"runner: {path}: not a .tflite or .onnx file", file=sys.stderr)
+            return 2
+        for threads in args.threads:
+            records += measure(path, threads=threads, batches=args.batch, runs=args.runs, warmup=args.warmup,
+                               xnnpack=not args.no_xnnpack, images=images, labels=labels)
+    for record in records:
+        record["host"] = host
+    text = json.dumps({"host": host, "records": records}, indent=1)
+    if args.json:
+        tmp = args.json.with_name(f".tmp-{args.json.name}")
+        tmp.write_text(text)
+        os.replace(tmp, args.json)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

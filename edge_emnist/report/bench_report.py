@@ -1,0 +1,132 @@
+"""`edge-emnist report`: the Markdown table and the plots people look at before choosing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from edge_emnist.io import atomic_path
+from edge_emnist.report.pareto import knee, pareto_front
+from edge_emnist.report.results import candidates, latest, skipped
+from edge_emnist.report.tables import markdown_table
+
+HEADERS = ["artifact", "runtime", "threads", "accuracy", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms",
+           "b32 img/s", "KiB", "gzip KiB", "peak RSS MB", "litert-benchmark p50 ms"]
+
+
+def _row(record: dict, throughput: dict) -> list[str]:
+    latency = record["latency"]
+    settings = record.get("settings") or {}
+    runtime = record["runtime"] + ("" if settings.get("xnnpack", True) else " (no XNNPACK)")
+    yardstick = record.get("yardstick")
+    yard = (f"{yardstick['litert_benchmark']['median_ms']:.2f} ({'agrees' if yardstick['agrees'] else 'DIFFERS'})"
+            if yardstick else "")
+    few = "" if latency["runs"] >= 1000 else f" ({latency['runs']} runs)"
+    b32 = throughput.get((record["artifact"], record["runtime"], settings.get("threads"), settings.get("xnnpack")))
+    return [record["artifact"], runtime, str(settings.get("threads")), f"{record['accuracy']:.4f}",
+            f"{latency['p50_ms']:.4f}{few}", f"{latency['p90_ms']:.4f}", f"{latency['p99_ms']:.4f}",
+            f"{latency['mean_ms']:.4f} ± {latency['std_ms']:.4f}", f"{b32:,.0f}" if b32 else "",
+            f"{record['size_bytes'] / 1024:.0f}", f"{record['gzip_bytes'] / 1024:.0f}",
+            f"{record['memory']['peak_rss_mb']:.0f}", yard]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def pareto_plot(points: list[dict], target: str, output: Path) -> Path:
+    plt = _plt()
+    front = pareto_front(points)
+    best = knee(front)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    by_runtime = defaultdict(list)
+    for p in points:
+        by_runtime[p["runtime"]].append(p)
+    for (runtime, group), marker in zip(sorted(by_runtime.items()), "os^Dv", strict=False):
+        ax.scatter([p["latency"]["p90_ms"] for p in group], [100 * p["accuracy"] for p in group], marker=marker,
+                   s=40, alpha=0.8, label=runtime, zorder=3)
+    ax.plot([p["latency"]["p90_ms"] for p in front], [100 * p["accuracy"] for p in front], "--", color="grey",
+            lw=1, label="Pareto front", zorder=2)
+    ax.scatter([best["latency"]["p90_ms"]], [100 * best["accuracy"]], s=180, facecolors="none",
+               edgecolors="crimson", lw=1.5, label="knee", zorder=4)
+    for p in front:
+        name = p["artifact"].rsplit(".", 1)[0]
+        ax.annotate(f"{name} ({p['settings'].get('threads')}t)", (p["latency"]["p90_ms"], 100 * p["accuracy"]),
+                    textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("p90 latency at batch 1 (ms, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Accuracy vs latency on {target}", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return output
+
+
+def size_plot(records: list[dict], output: Path) -> Path:
+    plt = _plt()
+    sizes = {r["artifact"]: (r["size_bytes"] / 1024, r["gzip_bytes"] / 1024) for r in records}
+    names = sorted(sizes, key=lambda n: sizes[n][0])
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 1.2), dpi=110)
+    y = range(len(names))
+    ax.barh([i + 0.2 for i in y], [sizes[n][0] for n in names], height=0.4, label="raw")
+    ax.barh([i - 0.2 for i in y], [sizes[n][1] for n in names], height=0.4, label="gzip -9")
+    ax.set_yticks(list(y), names, fontsize=7)
+    ax.set_xlabel("KiB")
+    ax.set_title("Artifact size", fontsize=10)
+    ax.legend(frameon=False, fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return output
+
+
+def write_report(records: list[dict], out_dir: Path, command: str = "") -> Path:
+    current = latest(records)
+    targets = sorted({r["target"] for r in current})
+    lines = ["# Benchmark report", ""]
+    if command:
+        lines += [f"Made by `{command}`.", ""]
+    for target in targets:
+        points = candidates(records, target)
+        if not points:
+            continue
+        host = points[0]["host"]
+        throughput = {(r["artifact"], r["runtime"], r["settings"].get("threads"), r["settings"].get("xnnpack")):
+                      r["throughput_ips"] for r in current if r["target"] == target and r["batch"] == 32}
+        slug = target.replace(":", "-").replace("/", "-")
+        pareto_plot(points, target, out_dir / f"pareto-{slug}.png")
+        front = pareto_front(points)
+        best = knee(front)
+        versions = host["versions"]
+        by_latency = sorted(points, key=lambda r: r["latency"]["p90_ms"])
+        lines += [
+            f"## {target}", "",
+            f"{host['cpu']}, {host['cores']} cores, ISA {' '.join(host['isa']) or 'n/a'}; {host['os']}; "
+            f"ai-edge-litert {versions.get('ai-edge-litert')}, onnxruntime {versions.get('onnxruntime')}.",
+            "", f"![accuracy vs latency](pareto-{slug}.png)", "",
+            f"Pareto front: {', '.join(p['artifact'] + ' (' + p['runtime'] + ')' for p in front)}. "
+            f"Knee: **{best['artifact']}** on {best['runtime']}.", "",
+            "Latency at batch 1; accuracy on the full test split through the artifact's runtime.", "",
+            markdown_table(HEADERS, [_row(r, throughput) for r in by_latency]),
+            "",
+        ]
+    gone = skipped(records)
+    if gone:
+        lines += ["## Skipped targets", ""] + [f"- {r['runtime']}: {r['skipped']}" for r in gone] + [""]
+    size_plot(current, out_dir / "sizes.png")
+    lines += ["## Sizes", "", "![artifact sizes](sizes.png)", ""]
+    output = out_dir / "report.md"
+    with atomic_path(output) as tmp:
+        tmp.write_text("\n".join(lines))
+    return output
