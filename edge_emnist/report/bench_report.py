@@ -59,6 +59,7 @@ def pareto_plot(points: list[dict], target: str, output: Path) -> Path:
         ax.annotate(f"{name} ({p['settings'].get('threads')}t)", (p["latency"]["p90_ms"], 100 * p["accuracy"]),
                     textcoords="offset points", xytext=(5, 4), fontsize=7)
     ax.set_xscale("log")
+    ax.margins(x=0.25, y=0.1)
     ax.set_xlabel("p90 latency at batch 1 (ms, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"Accuracy vs latency on {target}", fontsize=10)

@@ -1,0 +1,145 @@
+"""bench, report and pick on artifacts of a tiny trained model; the runner alone, as on a device."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge_emnist.bench import runner as runner_module
+from edge_emnist.bench.suite import BenchOptions, bench, yardstick_check
+from edge_emnist.cli import main
+from edge_emnist.data.registry import get_dataset
+from edge_emnist.export.artifacts import ExportOptions, export_run
+from edge_emnist.report.pareto import knee, pareto_front
+from edge_emnist.train import TrainConfig, train
+from tests.conftest import write_tiny
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    write_tiny(get_dataset("mnist"), root / "data", counts={"train": 600, "test": 200}, noise=90)
+    train(TrainConfig(arch="lenet5", dataset="mnist", epochs=6, batch_size=32, lr=3e-3, patience=6), root / "run",
+          data_dir=root / "data", verbose=0)
+    paths = []
+    for quantize in ("none", "int8"):
+        paths += export_run(root / "run", ExportOptions(quantize=quantize, out_dir=root / "exported"),
+                            data_dir=root / "data", log=lambda _: None)
+    return root, sorted(paths)
+
+
+def test_bench_records_every_setting(artifacts, tmp_path):
+    root, paths = artifacts
+    results = tmp_path / "bench.jsonl"
+    options = BenchOptions(runtimes=("litert", "ort", "ort-cuda"), threads=(1, 2), batches=(1, 8), runs=200,
+                           warmup=10, results=results)
+    records = bench(paths, options, data_dir=root / "data", log=lambda _: None)
+    measured = [r for r in records if not r.get("skipped")]
+    assert len(measured) == 4 * 2 * 2  # artifacts x threads x batches
+    assert [json.loads(line) for line in results.read_text().splitlines()] == records
+    for r in measured:
+        assert r["latency"]["runs"] == (200 if r["batch"] == 1 else 50)
+        assert r["latency"]["p50_ms"] <= r["latency"]["p90_ms"] <= r["latency"]["p99_ms"]
+        assert 0.9 <= r["accuracy"] <= 1 and r["accuracy"] == pytest.approx(r["reference_accuracy"])
+        assert r["size_bytes"] > r["gzip_bytes"] > 0 and r["init_ms"] > 0 and r["first_inference_ms"] > 0
+        assert r["memory"]["peak_rss_mb"] >= r["memory"]["baseline_rss_mb"] > 0
+        assert r["host"]["cores"] and r["host"]["versions"]["onnxruntime"] and r["target"].startswith("cpu:")
+        assert r["runtime"] == {"tflite": "litert", "onnx": "ort"}[r["format"]]
+    yardsticks = [r for r in measured if r.get("yardstick")]
+    assert {r["format"] for r in yardsticks} == {"tflite"} and all(r["batch"] == 1 for r in yardsticks)
+    (gpu,) = [r for r in records if r.get("skipped")]
+    assert gpu["runtime"] == "ort-cuda" and "CUDAExecutionProvider" in gpu["skipped"]
+
+
+def test_report_and_pick(artifacts, tmp_path, capsys):
+    root, paths = artifacts
+    results = tmp_path / "bench.jsonl"
+    assert main(["bench", *map(str, paths), "--runs", "100", "--batch", "1,4", "--no-yardstick",
+                 "--results", str(results), "--data-dir", str(root / "data")]) == 0
+    assert "appended 8 records" in capsys.readouterr().out
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "Pareto front:" in report and "lenet5-mnist-int8.tflite" in report
+    pngs = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
+    assert pngs[-1] == "sizes.png" and pngs[0].startswith("pareto-cpu-")
+
+    capsys.readouterr()
+    assert main(["pick", "--results", str(results), "--max-size-kb", "150"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("picked lenet5-mnist-int8.") and "int8" in first  # fp32 files are ~257 KiB
+    assert main(["pick", "--results", str(results)]) == 0
+    assert "knee" in capsys.readouterr().out
+    assert main(["pick", "--results", str(results), "--min-accuracy", "1.01"]) == 2
+    assert "nothing measured on cpu meets the constraints" in capsys.readouterr().err
+    assert main(["pick", "--results", str(results), "--target", "arm"]) == 2
+    assert "no batch-1 measurements" in capsys.readouterr().err
+
+
+def test_runner_alone_then_import(artifacts, tmp_path, capsys):
+    """The device path: runner.py + runtimes.py copied somewhere, no edge_emnist importable."""
+    _, paths = artifacts
+    device = tmp_path / "device"
+    device.mkdir()
+    for name in ("runner.py", "runtimes.py"):
+        shutil.copy(runner_module.__file__.replace("runner.py", name), device / name)
+    tflite = next(p for p in paths if p.name.endswith("int8.tflite"))
+    out = device / "out.json"
+    script = ("import sys; sys.modules['edge_emnist'] = None; sys.path.insert(0, '.'); "
+              "import runner; sys.exit(runner.main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", script, str(tflite), "--runs", "50", "--batch", "1",
+                           "--json", str(out)], cwd=device, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(out.read_text())
+    assert payload["records"][0]["accuracy"] is None and payload["host"]["machine"]
+
+    results = tmp_path / "bench.jsonl"
+    assert main(["bench", "--import", str(out), "--target", "arm:pi5", "--results", str(results)]) == 0
+    (record,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert record["target"] == "arm:pi5" and record["imported_from"] == str(out)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "missing.tflite"], "no artifact at missing.tflite"),
+    (["bench", "pyproject.toml"], "not a .tflite or .onnx artifact"),
+    (["bench", "--runtime", "tpu", "x.tflite"], "unknown runtime 'tpu'"),
+    (["bench"], "give artifacts to measure"),
+    (["bench", "--import", "pyproject.toml"], "is not a runner result"),
+    (["report", "--results", "nothing.jsonl"], "no benchmark results at nothing.jsonl"),
+])
+def test_bad_bench_input_is_one_line(argv, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[x]")
+    (tmp_path / "x.tflite").write_bytes(b"")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_corrupt_results_line(tmp_path, capsys):
+    results = tmp_path / "bench.jsonl"
+    results.write_text('{"a": 1}\nnot json\n')
+    assert main(["pick", "--results", str(results)]) == 2
+    assert f"{results}:2 is not a JSON record" in capsys.readouterr().err
+
+
+def test_pareto_front_and_knee():
+    def point(acc, ms):
+        return {"accuracy": acc, "latency": {"p90_ms": ms}}
+
+    points = [point(0.80, 0.01), point(0.87, 0.02), point(0.86, 0.05), point(0.89, 1.0), point(0.70, 0.5)]
+    front = pareto_front(points)
+    assert [p["accuracy"] for p in front] == [0.80, 0.87, 0.89]
+    assert knee(front)["accuracy"] == 0.87
+
+
+def test_yardstick_tolerance():
+    assert yardstick_check(0.105, 0.10)["agrees"] and not yardstick_check(0.2, 0.1)["agrees"]
+    assert yardstick_check(0.0272, 0.03)["agrees"]  # within litert-benchmark's 0.01 ms printing resolution
+
+
+def test_percentiles():
+    stats = runner_module.percentiles_ms(list(np.arange(1, 101) * 1_000_000))
+    assert stats["p50_ms"] == pytest.approx(50.5) and stats["p99_ms"] == pytest.approx(99.01)
