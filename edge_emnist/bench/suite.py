@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edge_emnist.bench.runner import RUNTIME_OF_SUFFIX
 from edge_emnist.errors import EdgeEmnistError
 
 RUNNER = Path(__file__).with_name("runner.py")
-RUNTIME_OF_SUFFIX = {".tflite": "litert", ".onnx": "ort"}
 CPU_RUNTIMES = ("litert", "ort")
 GPU_RUNTIMES = ("ort-cuda", "ort-tensorrt", "litert-gpu")
 YARDSTICK_TOLERANCE = 0.10
