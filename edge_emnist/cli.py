@@ -251,31 +251,28 @@ def _print_optimized(metrics: dict, output: Path) -> None:
     print(f"validation {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}{before} -> {output}")
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
+def _optimize(args: argparse.Namespace, prune, qat: bool, qat_epochs: int | None = None) -> int:
     from edge_emnist.optimize.finetune import default_output, optimize_run
+
+    output = args.output or default_output(args.run, prune, qat)
+    metrics = optimize_run(args.run, prune=prune, qat=qat, epochs=args.epochs, qat_epochs=qat_epochs, lr=args.lr,
+                           output=output, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    _print_optimized(metrics, output)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
     from edge_emnist.optimize.prune import PruneConfig, parse_m_by_n
-    from edge_emnist.runs import open_run
 
     prune = PruneConfig(args.sparsity, args.schedule, parse_m_by_n(args.m_by_n) if args.m_by_n else None)
     prune.validate()
     if prune.m_by_n:
         prune.sparsity = 1 - prune.m_by_n[0] / prune.m_by_n[1]
-    output = args.output or default_output(open_run(args.run), prune, args.qat)
-    metrics = optimize_run(args.run, prune=prune, qat=args.qat, epochs=args.epochs, qat_epochs=args.qat_epochs,
-                           lr=args.lr, output=output, data_dir=args.data_dir, cache_dir=args.cache_dir)
-    _print_optimized(metrics, output)
-    return 0
+    return _optimize(args, prune, args.qat, args.qat_epochs)
 
 
 def cmd_qat(args: argparse.Namespace) -> int:
-    from edge_emnist.optimize.finetune import default_output, optimize_run
-    from edge_emnist.runs import open_run
-
-    output = args.output or default_output(open_run(args.run), None, True)
-    metrics = optimize_run(args.run, qat=True, epochs=args.epochs, lr=args.lr, output=output,
-                           data_dir=args.data_dir, cache_dir=args.cache_dir)
-    _print_optimized(metrics, output)
-    return 0
+    return _optimize(args, None, True)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -15,6 +15,18 @@ from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.train import TrainConfig
 
 
+def optimization_tag(sparsity: float | None, m_by_n, qat: bool) -> str:
+    """Short suffix naming the optimizations, for run and artifact names: '', 'p50', 'p50-qat', '2of4-qat'."""
+    parts = []
+    if m_by_n:
+        parts.append(f"{m_by_n[0]}of{m_by_n[1]}")
+    elif sparsity:
+        parts.append(f"p{round(100 * sparsity)}")
+    if qat:
+        parts.append("qat")
+    return "-".join(parts)
+
+
 @dataclass
 class Run:
     path: Path
@@ -36,15 +48,8 @@ class Run:
 
     @property
     def tag(self) -> str:
-        """Short suffix naming the optimizations, for artifact names: '', 'p50', 'p50-qat', '2of4-qat'."""
-        parts = []
-        pruning = self.optimization.get("pruning")
-        if pruning:
-            m_by_n = pruning.get("m_by_n")
-            parts.append(f"{m_by_n[0]}of{m_by_n[1]}" if m_by_n else f"p{round(100 * pruning['sparsity'])}")
-        if self.qat:
-            parts.append("qat")
-        return "-".join(parts)
+        pruning = self.optimization.get("pruning") or {}
+        return optimization_tag(pruning.get("sparsity"), pruning.get("m_by_n"), self.qat)
 
     def build_model(self, num_classes: int):
         """The run's architecture with its wrappers, weights loaded; a weights/architecture mismatch is one line."""

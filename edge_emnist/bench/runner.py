@@ -11,7 +11,6 @@ and copies the pair to devices over SSH; on a device without SSH (Android under 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -23,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from edge_emnist.bench.runtimes import accuracy, open_artifact
+    from edge_emnist.bench.runtimes import accuracy, file_sizes, open_artifact, package_versions
 except ImportError:  # copied to a device beside runtimes.py
-    from runtimes import accuracy, open_artifact  # type: ignore[no-redef]
+    from runtimes import accuracy, file_sizes, open_artifact, package_versions  # type: ignore[no-redef]
 
 SCHEMA_VERSION = 1
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "neon", "asimd", "asimddp",
@@ -45,14 +44,7 @@ def host_description() -> dict:
                 flags.update(value.split())
     except OSError:
         pass
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {"numpy": np.__version__}
-    for name in ("ai-edge-litert", "onnxruntime"):
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
+    versions = {"numpy": np.__version__, **package_versions(("ai-edge-litert", "onnxruntime"))}
     return {
         "hostname": platform.node(),
         "cpu": model,
@@ -113,7 +105,7 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
     acc = None
     if images is not None and labels is not None:
         acc = accuracy(model.predict(images, batch_size=256), labels)
-    data = path.read_bytes()
+    sizes = file_sizes(path)
     common = {
         "schema": SCHEMA_VERSION,
         "artifact": path.name,
@@ -121,8 +113,8 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
         "settings": {"threads": threads, **({"xnnpack": xnnpack} if path.suffix == ".tflite" else {})},
         "accuracy": acc,
         "test_images": None if labels is None else int(len(labels)),
-        "size_bytes": len(data),
-        "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+        "size_bytes": sizes["bytes"],
+        "gzip_bytes": sizes["gzip_bytes"],
         "init_ms": init_ms,
         "first_inference_ms": first_ms,
     }

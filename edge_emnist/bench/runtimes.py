@@ -8,11 +8,29 @@ device runner can ship it as is.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+
+
+def file_sizes(path: Path) -> dict[str, int]:
+    """Raw bytes and `gzip -9` bytes: what an app bundle and a download cost."""
+    data = Path(path).read_bytes()
+    return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0))}
+
+
+def package_versions(names) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
@@ -95,11 +113,11 @@ class OrtModel:
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[self.optimization]
-        self._session = ort.InferenceSession(str(self.path), options, providers=list(self.providers))
-        self.input_name = self._session.get_inputs()[0].name
+        self.session = ort.InferenceSession(str(self.path), options, providers=list(self.providers))
+        self.input_name = self.session.get_inputs()[0].name
 
     def run_raw(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self.input_name: x})[0]
+        return self.session.run(None, {self.input_name: x})[0]
 
     def to_input(self, images: np.ndarray) -> np.ndarray:
         return images.astype(np.float32)

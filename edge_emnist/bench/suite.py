@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edge_emnist.bench.runner import RUNTIME_OF_SUFFIX
+from edge_emnist.bench.runner import RUNTIME_OF_SUFFIX, SCHEMA_VERSION
 from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.export.card import card_path
 
 RUNNER = Path(__file__).with_name("runner.py")
 CPU_RUNTIMES = ("litert", "ort")
@@ -53,7 +54,7 @@ class BenchOptions:
 
 
 def read_card(artifact: Path) -> dict:
-    card = artifact.with_suffix(artifact.suffix + ".json")
+    card = card_path(artifact)
     return json.loads(card.read_text()) if card.exists() else {}
 
 
@@ -165,14 +166,15 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                 theirs = litert_benchmark(artifact, threads, options.runs, options.warmup)
                 for record in found:
                     if theirs and record["batch"] == 1:
-                        check = yardstick_check(record["latency"]["p50_ms"], theirs["median_ms"])
+                        ours = record["latency"]["p50_ms"]
+                        check = yardstick_check(ours, theirs["median_ms"], theirs["resolution_ms"])
                         record["yardstick"] = {"litert_benchmark": theirs, **check}
             label_records(found, card, target, session)
             records += found
         for runtime in options.runtimes:
             if runtime in GPU_RUNTIMES:
                 reason = gpu_unavailable_reason(runtime)
-                skipped = {"schema": 1, "runtime": runtime, "skipped": reason, "artifact": None}
+                skipped = {"schema": SCHEMA_VERSION, "runtime": runtime, "skipped": reason, "artifact": None}
                 label_records([skipped], {}, options.target or "gpu", session)
                 records.append(skipped)
                 log(f"skipped {runtime}: {reason}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.bench.runtimes import accuracy, open_artifact
+from edge_emnist.bench.runtimes import LiteRTModel, OrtModel, accuracy, file_sizes, open_artifact
 from edge_emnist.data import load_dataset
 from edge_emnist.data.download import sha256_of
 from edge_emnist.errors import EdgeEmnistError
@@ -87,7 +87,7 @@ def parity(reference: np.ndarray, candidate: np.ndarray) -> dict:
 def _convert(model, run: Run, fmt: str, options: ExportOptions, path: Path, representative: np.ndarray) -> None:
     try:
         if fmt == "tflite":
-            path.write_bytes(to_tflite(model, options.quantize, representative, options.io_type, sparse=False))
+            path.write_bytes(to_tflite(model, options.quantize, representative, options.io_type))
         elif run.qat:
             to_onnx_float32(model, path)  # tf2onnx turns the fake-quant nodes into QuantizeLinear/DequantizeLinear
         else:
@@ -100,14 +100,12 @@ def _convert(model, run: Run, fmt: str, options: ExportOptions, path: Path, repr
         raise EdgeEmnistError(f"{what} failed: {lines[0]}") from None
 
 
-def _io_specs(path: Path) -> tuple[dict, dict]:
-    runtime = open_artifact(path)
-    if path.suffix == ".tflite":
+def _io_specs(runtime: LiteRTModel | OrtModel) -> tuple[dict, dict]:
+    if isinstance(runtime, LiteRTModel):
         i, o = runtime.input, runtime.output
         return (cards.tensor_spec(i["name"], i["shape_signature"], i["dtype"], i["quantization"]),
                 cards.tensor_spec(o["name"], o["shape_signature"], o["dtype"], o["quantization"]))
-    session = runtime._session
-    i, o = session.get_inputs()[0], session.get_outputs()[0]
+    i, o = runtime.session.get_inputs()[0], runtime.session.get_outputs()[0]
     as_np = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
     return (cards.tensor_spec(i.name, _dims(i.shape), as_np.get(i.type, np.float32), None),
             cards.tensor_spec(o.name, _dims(o.shape), as_np.get(o.type, np.float32), None))
@@ -142,7 +140,8 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
         started = time.perf_counter()
         with atomic_path(path) as tmp:
             _convert(model, run, fmt, options, tmp, representative)
-            probabilities = open_artifact(tmp).predict(test_images, batch_size=options.eval_batch)
+            runtime = open_artifact(tmp)
+            probabilities = runtime.predict(test_images, batch_size=options.eval_batch)
             check = parity(reference, probabilities)
             bar = PARITY_BAR[options.quantize]
             check["required_top1_agreement"] = bar
@@ -152,7 +151,7 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
                     f"model, below the {bar:.1%} bar ({check['disagreements_tied']} of {check['disagreements']} "
                     f"disagreements are ties in its output, max output difference {check['max_abs_diff']:.3g}); "
                     "nothing was written. Quantization-aware training (`edge-emnist qat RUN`) usually closes the gap")
-            input_spec, output_spec = _io_specs(tmp)
+            input_spec, output_spec = _io_specs(runtime)
             card = {
                 "artifact": path.name,
                 "format": fmt,
@@ -173,14 +172,14 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
                 },
                 "sparsity": {"total": sparsity["total"], "zeros": sparsity["zeros"],
                              "kernel_weights": sparsity["kernel_weights"]},
-                "size": cards.sizes(tmp),
+                "size": file_sizes(tmp),
                 "parity": check,
                 "accuracy": {"split": "test", "images": int(len(test_labels)),
                              "artifact": accuracy(probabilities, test_labels), "keras": keras_accuracy},
                 "export_seconds": round(time.perf_counter() - started, 2),
                 "tools": cards.tool_versions(),
             }
-            with atomic_path(path.with_suffix(path.suffix + ".json")) as card_tmp:
+            with atomic_path(cards.card_path(path)) as card_tmp:
                 card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
         acc = card["accuracy"]
         log(f"wrote {path} ({card['size']['bytes'] / 1024:.0f} KiB, gzip {card['size']['gzip_bytes'] / 1024:.0f} KiB): "

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
-import importlib.metadata
 import platform
 from pathlib import Path
 
 import numpy as np
 
+from edge_emnist.bench.runtimes import package_versions
 from edge_emnist.data.registry import DatasetSpec
 
 TOOLS = ("edge-emnist", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "tf2onnx",
@@ -22,18 +21,12 @@ PREPROCESSING = (
 
 
 def tool_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in TOOLS:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    return {"python": platform.python_version(), **package_versions(TOOLS)}
 
 
-def sizes(path: Path) -> dict[str, int]:
-    data = path.read_bytes()
-    return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0))}
+def card_path(artifact: Path) -> Path:
+    """model.tflite -> model.tflite.json"""
+    return artifact.with_name(artifact.name + ".json")
 
 
 def tensor_spec(name: str, shape, dtype: np.dtype, quantization: tuple[float, int] | None) -> dict:

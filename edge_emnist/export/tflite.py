@@ -33,17 +33,13 @@ def _int8(converter) -> None:
 RECIPES: dict[str, Callable] = {"none": _float32, "fp16": _float16, "dynamic": _dynamic, "int8": _int8}
 
 
-def to_tflite(model, quantize: str, representative: np.ndarray | None = None, io_type: str = "int8",
-              sparse: bool = False) -> bytes:
+def to_tflite(model, quantize: str, representative: np.ndarray | None = None, io_type: str = "int8") -> bytes:
     """Convert; int8 calibrates on `representative` (float images in [0, 1]) and uses `io_type` at the edges.
 
     A QAT model carries its own ranges: DEFAULT optimization turns its fake-quant nodes into int8 kernels.
-    `sparse` asks the converter to keep pruned weights in a sparse encoding where a kernel supports it.
     """
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     RECIPES[quantize](converter)
-    if sparse:
-        converter.optimizations = list(converter.optimizations) + [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     if quantize == "int8":
         if representative is not None:
             samples = representative.astype(np.float32)

@@ -17,20 +17,17 @@ from edge_emnist.data import load_dataset
 from edge_emnist.data.download import sha256_of
 from edge_emnist.data.pipeline import make_dataset
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.io import atomic_path
 from edge_emnist.optimize import prune as pruning
 from edge_emnist.optimize.qat import quantize_wrap
-from edge_emnist.runs import Run, open_run
+from edge_emnist.runs import Run, open_run, optimization_tag
 from edge_emnist.train import training_split
 
 
-def default_output(run: Run, prune: pruning.PruneConfig | None, qat: bool) -> Path:
-    parts = []
-    if prune:
-        parts.append(f"{prune.m_by_n[0]}of{prune.m_by_n[1]}" if prune.m_by_n else f"p{round(100 * prune.sparsity)}")
-    if qat:
-        parts.append("qat")
-    return run.path.with_name(f"{run.path.name}-{'-'.join(parts)}")
+def default_output(source: str | Path, prune: pruning.PruneConfig | None, qat: bool) -> Path:
+    """RUN-p50, RUN-2of4, RUN-qat, RUN-p50-qat beside the source run."""
+    source = Path(source)
+    tag = optimization_tag(prune.sparsity if prune else None, prune.m_by_n if prune else None, qat)
+    return source.with_name(f"{source.name}-{tag}")
 
 
 def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None, qat: bool = False,
@@ -46,7 +43,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     run = open_run(source)
     if run.optimization:
         raise EdgeEmnistError(f"{run.path} is already optimized ({run.tag}); start from the trained run")
-    output = Path(output or default_output(run, prune, qat))
+    output = Path(output or default_output(run.path, prune, qat))
     if output.exists():
         raise EdgeEmnistError(f"{output} already exists; remove it or pass --output")
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
@@ -119,8 +116,7 @@ def _write_run(output: Path, source: Run, model, optimization: dict, metrics: di
         model.save_weights(str(staging / "best.weights.h5"))
         metrics["best_weights_sha256"] = sha256_of(staging / "best.weights.h5")
         (staging / "optimization.json").write_text(json.dumps(optimization, indent=2) + "\n")
-        with atomic_path(staging / "metrics.json") as tmp:
-            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         staging.rename(output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
