@@ -31,3 +31,13 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def save_figure(fig, output: str | Path) -> Path:
+    """Write a matplotlib figure as PNG atomically, at the figure's own dpi, and free it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, format="png", dpi=fig.dpi)
+    plt.close(fig)
+    return Path(output)

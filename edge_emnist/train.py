@@ -29,7 +29,7 @@ from edge_emnist.data import Dataset, load_dataset, stratified_split
 from edge_emnist.data.download import sha256_of
 from edge_emnist.data.pipeline import Augment, make_dataset
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.io import atomic_path
+from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.models import create_model, model_entry
 from edge_emnist.models.profile import trainable_params
 
@@ -202,10 +202,7 @@ def plot_learning_curves(history: list[dict], output: Path, title: str = "") -> 
         acc_ax.set_title(f"best validation accuracy {best['val_accuracy']:.4f} (epoch {best['epoch']})", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return output
+    return save_figure(fig, output)
 
 
 def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> TrainConfig:

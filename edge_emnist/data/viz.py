@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
 from edge_emnist.data.registry import DatasetSpec  # noqa: E402
-from edge_emnist.io import atomic_path  # noqa: E402
+from edge_emnist.io import save_figure  # noqa: E402
 
 _CJK_FONT_HINTS = ("CJK", "Noto Sans JP", "IPAGothic", "IPAexGothic", "TakaoGothic", "VL Gothic")
 
@@ -36,13 +36,6 @@ def _title_style(spec: DatasetSpec) -> tuple[bool, dict]:
     return (font is None), ({"fontfamily": font} if font else {})
 
 
-def _save(fig, output: Path) -> Path:
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format="png", dpi=fig.dpi)
-    plt.close(fig)
-    return Path(output)
-
-
 def sample_grid(images: np.ndarray, labels: np.ndarray, spec: DatasetSpec, output: Path, *, title: str = "") -> Path:
     """PNG grid of upright images, each titled with its character."""
     n = len(images)
@@ -57,7 +50,7 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, spec: DatasetSpec, outpu
         ax.set_title(spec.display_label(int(label), ascii_only), fontsize=10, pad=2, **font)
     fig.suptitle(title or spec.name, fontsize=11)
     fig.tight_layout()
-    return _save(fig, output)
+    return save_figure(fig, output)
 
 
 def class_histogram(counts: dict[str, np.ndarray], spec: DatasetSpec, output: Path, *, title: str = "") -> Path:
@@ -76,4 +69,4 @@ def class_histogram(counts: dict[str, np.ndarray], spec: DatasetSpec, output: Pa
     ax.legend(frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, output)
+    return save_figure(fig, output)

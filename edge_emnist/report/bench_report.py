@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from edge_emnist.io import atomic_path
+from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.report.pareto import knee, pareto_front
 from edge_emnist.report.results import candidates, latest, skipped
 from edge_emnist.report.tables import markdown_table
@@ -66,10 +66,7 @@ def pareto_plot(points: list[dict], target: str, output: Path) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return output
+    return save_figure(fig, output)
 
 
 def size_plot(records: list[dict], output: Path) -> Path:
@@ -86,10 +83,7 @@ def size_plot(records: list[dict], output: Path) -> Path:
     ax.legend(frameon=False, fontsize=8)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return output
+    return save_figure(fig, output)
 
 
 def write_report(records: list[dict], out_dir: Path, command: str = "") -> Path:
