@@ -324,8 +324,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
                            runs=args.runs, warmup=args.warmup, xnnpack=not args.no_xnnpack,
                            accuracy=not args.no_accuracy, yardstick=not args.no_yardstick, target=args.target,
                            results=args.results)
+    machine = None
+    if args.ssh:
+        from edge_emnist.bench.machines import SshMachine
+
+        machine = SshMachine(args.ssh, port=args.ssh_port, identity=args.ssh_identity,
+                             options=tuple(args.ssh_option or ()), python=args.remote_python)
     records = bench(args.artifacts, options, data_dir=args.data_dir, cache_dir=args.cache_dir,
-                    log=lambda line: print(line, file=sys.stderr))
+                    log=lambda line: print(line, file=sys.stderr), machine=machine)
     measured = [r for r in records if not r.get("skipped")]
     print(f"{'artifact':<44} {'runtime':<7} {'thr':>3} {'batch':>5} {'accuracy':>8} {'p50 ms':>9} "
           f"{'p90 ms':>9} {'img/s':>9}  litert-benchmark")
@@ -483,6 +489,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="label for this machine in results (default: cpu:<hostname>)")
     p.add_argument("--results", type=Path, default=Path("benchmarks/results/bench.jsonl"),
                    help="JSONL file to append to (default: benchmarks/results/bench.jsonl)")
+    ssh = p.add_argument_group("measuring on a device over SSH (needs numpy and ai-edge-litert/onnxruntime there)")
+    ssh.add_argument("--ssh", metavar="USER@HOST", help="copy the runner and artifacts there, measure, bring the "
+                                                        "records back labelled <arch>:<device hostname>")
+    ssh.add_argument("--ssh-port", type=_positive_int, help="default: ssh's own (22 or ~/.ssh/config)")
+    ssh.add_argument("--ssh-identity", type=Path, metavar="KEY", help="private key file (ssh -i)")
+    ssh.add_argument("--ssh-option", action="append", metavar="KEY=VALUE", help="extra ssh -o option, repeatable")
+    ssh.add_argument("--remote-python", default="python3", help="interpreter on the device (default: python3)")
     p.add_argument("--import", dest="imports", type=Path, nargs="+", metavar="JSON",
                    help="merge results a device produced with runner.py --json instead of measuring here")
     _data_options(p)

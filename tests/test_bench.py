@@ -1,14 +1,20 @@
 """bench, report and pick on artifacts of a tiny trained model; the runner alone, as on a device."""
 
+import getpass
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_emnist.bench import runner as runner_module
+from edge_emnist.bench.machines import SshMachine
 from edge_emnist.bench.suite import BenchOptions, bench, yardstick_check
 from edge_emnist.cli import main
 from edge_emnist.data.registry import get_dataset
@@ -99,6 +105,106 @@ def test_runner_alone_then_import(artifacts, tmp_path, capsys):
     assert main(["bench", "--import", str(out), "--target", "arm:pi5", "--results", str(results)]) == 0
     (record,) = [json.loads(line) for line in results.read_text().splitlines()]
     assert record["target"] == "arm:pi5" and record["imported_from"] == str(out)
+
+
+SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if Path(p).exists()), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A real OpenSSH server on 127.0.0.1 with its own host key and a client key made for this test."""
+    if SSHD is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
+        pytest.skip("OpenSSH server/client not installed (.ci/run installs openssh-server)")
+    keys = tmp_path / "ssh"
+    keys.mkdir(mode=0o700)
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
+    (keys / "authorized_keys").write_text((keys / "client_key.pub").read_text())
+    port = _free_port()
+    config = keys / "sshd_config"
+    config.write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {keys / "host_key"}
+AuthorizedKeysFile {keys / "authorized_keys"}
+PidFile {keys / "sshd.pid"}
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+Subsystem sftp internal-sftp
+""")
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
+    server = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE, text=True)
+    client = ["--ssh", f"{getpass.getuser()}@127.0.0.1", "--ssh-port", str(port),
+              "--ssh-identity", str(keys / "client_key"), "--ssh-option", "StrictHostKeyChecking=no",
+              "--ssh-option", f"UserKnownHostsFile={keys / 'known_hosts'}", "--remote-python", sys.executable]
+    deadline = time.monotonic() + 20
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"sshd did not start: {server.stderr.read()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                server.kill()
+                pytest.fail("sshd did not listen within 20 s")
+            time.sleep(0.1)
+    yield client
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_bench_over_ssh(artifacts, sshd, tmp_path, capsys, monkeypatch):
+    root, paths = artifacts
+    folders = []
+    enter = SshMachine.__enter__
+
+    def remember_folder(self):
+        entered = enter(self)
+        folders.append(Path(self.folder))
+        assert (folders[-1] / "runner.py").exists() is False and folders[-1].is_dir()
+        return entered
+
+    monkeypatch.setattr(SshMachine, "__enter__", remember_folder)
+    results = tmp_path / "bench.jsonl"
+    argv = ["bench", *map(str, paths), "--runs", "100", "--batch", "1,4", "--threads", "1",
+            "--runtime", "litert,ort,ort-cuda", "--results", str(results), "--data-dir", str(root / "data")]
+    assert main(argv + sshd) == 0, capsys.readouterr().err
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    measured = [r for r in records if not r.get("skipped")]
+    assert len(measured) == len(paths) * 2
+    host = socket.gethostname()
+    for r in measured:
+        assert r["via"].endswith("@127.0.0.1") and r["target"] == f"{r['host']['machine']}:{r['host']['hostname']}"
+        assert r["host"]["hostname"] == host and r["host"]["versions"]["ai-edge-litert"]
+        assert r["accuracy"] == pytest.approx(r["reference_accuracy"]) and r["latency"]["runs"] in (100, 50)
+        assert r["artifact"] in {p.name for p in paths}
+    assert any(r.get("yardstick") for r in measured if r["format"] == "tflite")  # the device's litert-benchmark
+    (gpu,) = [r for r in records if r.get("skipped")]
+    assert "over SSH" in gpu["skipped"]
+    assert len(folders) == 1 and not folders[0].exists()  # the device's folder is removed afterwards
+
+
+def test_ssh_failures_are_one_line(artifacts, sshd, tmp_path, capsys):
+    _, paths = artifacts
+    wrong_key = [a if a != sshd[sshd.index("--ssh-identity") + 1] else str(tmp_path / "none") for a in sshd]
+    assert main(["bench", str(paths[0]), "--no-accuracy", *wrong_key]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "making a folder on" in err[0] and "failed" in err[0]
+
+    no_numpy = [*sshd[:-1], "/bin/false"]
+    assert main(["bench", str(paths[0]), "--no-accuracy", *no_numpy]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "set --remote-python" in err[0]
 
 
 @pytest.mark.parametrize("argv, message", [

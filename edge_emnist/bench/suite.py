@@ -8,9 +8,6 @@ and one runtime's threads never warm another's caches. LiteRT figures are checke
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edge_emnist.bench.machines import LocalMachine, SshMachine
 from edge_emnist.bench.runner import RUNTIME_OF_SUFFIX, SCHEMA_VERSION
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.card import card_path
 
-RUNNER = Path(__file__).with_name("runner.py")
 CPU_RUNTIMES = ("litert", "ort")
 GPU_RUNTIMES = ("ort-cuda", "ort-tensorrt", "litert-gpu")
 YARDSTICK_TOLERANCE = 0.10
@@ -78,41 +75,16 @@ def _test_data(cards: list[dict], data_dir, cache_dir, scratch: Path) -> dict[st
     for name in sorted({c["dataset"] for c in cards if c.get("dataset")}):
         test = load_dataset(name, data_dir, cache_dir, splits=("test",)).test
         files[name] = scratch / f"{name}.npz"
-        np.savez(files[name], images=test.images, labels=test.labels)
+        np.savez_compressed(files[name], images=test.images, labels=test.labels)
     return files
 
 
-def run_runner(artifact: Path, threads: int, options: BenchOptions, data: Path | None) -> dict:
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "out.json"
-        command = [sys.executable, str(RUNNER), str(artifact), "--threads", str(threads),
-                   "--batch", ",".join(map(str, options.batches)), "--runs", str(options.runs),
-                   "--warmup", str(options.warmup), "--json", str(out)]
-        if not options.xnnpack:
-            command.append("--no-xnnpack")
-        if data is not None:
-            command += ["--data", str(data)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0 or not out.exists():
-            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise EdgeEmnistError(f"runner failed on {artifact.name} ({threads} threads): {tail}")
-        return json.loads(out.read_text())
-
-
-def litert_benchmark(artifact: Path, threads: int, runs: int, warmup: int) -> dict | None:
-    """Google's own latency figure for the same file and threads (None when the tool is missing)."""
-    tool = shutil.which("litert-benchmark") or str(Path(sys.executable).with_name("litert-benchmark"))
-    if not Path(tool).exists():
-        return None
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "lb.json"
-        subprocess.run([tool, "--model", str(artifact), "--num_threads", str(threads), "--num_runs", str(runs),
-                        "--warmup_runs", str(warmup), "--result_json", str(out)], capture_output=True, text=True)
-        if not out.exists():
-            return None
-        latency = json.loads(out.read_text())["latency"]
-    return {"median_ms": latency["median_ms"], "avg_ms": latency["avg_ms"], "std_ms": latency["std_ms"],
-            "runs": latency["num_runs"], "resolution_ms": 0.01}
+def runner_argv(model: str, threads: int, options: BenchOptions, data: str | None) -> list[str]:
+    argv = [model, "--threads", str(threads), "--batch", ",".join(map(str, options.batches)),
+            "--runs", str(options.runs), "--warmup", str(options.warmup)]
+    if not options.xnnpack:
+        argv.append("--no-xnnpack")
+    return argv + (["--data", data] if data else [])
 
 
 def yardstick_check(ours_p50: float, theirs_median: float, resolution: float = 0.01) -> dict:
@@ -141,41 +113,55 @@ def label_records(records: list[dict], card: dict, target: str, session: str) ->
         })
 
 
-def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_dir=None,
-          log=print) -> list[dict]:
-    """Measure every applicable combination; returns the records also appended to options.results."""
+def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_dir=None, log=print,
+          machine: LocalMachine | SshMachine | None = None) -> list[dict]:
+    """Measure every applicable combination on `machine` (default: here); records are also appended to
+    options.results, labelled with the description the runner took on the machine that ran it."""
     options.validate()
     for artifact in artifacts:
         if not artifact.exists():
             raise EdgeEmnistError(f"no artifact at {artifact}")
         if artifact.suffix not in RUNTIME_OF_SUFFIX:
             raise EdgeEmnistError(f"{artifact}: not a .tflite or .onnx artifact")
+    machine = machine or LocalMachine()
     cards = {a: read_card(a) for a in artifacts}
     session = time.strftime("%Y%m%dT%H%M%S")
+    jobs = [(a, t) for a in artifacts for t in options.threads if RUNTIME_OF_SUFFIX[a.suffix] in options.runtimes]
     records: list[dict] = []
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, machine:
         data = _test_data(list(cards.values()), data_dir, cache_dir, Path(scratch)) if options.accuracy else {}
-        jobs = [(a, t) for a in artifacts for t in options.threads if RUNTIME_OF_SUFFIX[a.suffix] in options.runtimes]
+        placed = machine.place(sorted({a for a, _ in jobs}) + list(data.values()))
         for artifact, threads in tqdm(jobs, desc="bench", unit="setting", disable=not jobs):
             card = cards[artifact]
-            result = run_runner(artifact, threads, options, data.get(card.get("dataset")))
+            dataset = data.get(card.get("dataset"))
+            try:
+                result = machine.run_runner(runner_argv(placed[artifact], threads, options,
+                                                        placed[dataset] if dataset else None))
+            except EdgeEmnistError as error:
+                raise EdgeEmnistError(f"{artifact.name} ({threads} threads): {error}") from None
             host = result["host"]
-            target = options.target or f"cpu:{host['hostname']}"
+            target = options.target or machine.label(host)
             found = result["records"]
             if options.yardstick and artifact.suffix == ".tflite" and options.xnnpack:
-                theirs = litert_benchmark(artifact, threads, options.runs, options.warmup)
+                theirs = machine.litert_benchmark(placed[artifact], threads, options.runs, options.warmup)
                 for record in found:
                     if theirs and record["batch"] == 1:
                         ours = record["latency"]["p50_ms"]
                         check = yardstick_check(ours, theirs["median_ms"], theirs["resolution_ms"])
                         record["yardstick"] = {"litert_benchmark": theirs, **check}
             label_records(found, card, target, session)
+            if isinstance(machine, SshMachine):
+                for record in found:
+                    record["via"] = f"ssh {machine.destination}"
             records += found
         for runtime in options.runtimes:
             if runtime in GPU_RUNTIMES:
-                reason = gpu_unavailable_reason(runtime)
+                if isinstance(machine, SshMachine):
+                    reason, where = "GPU runtimes are not measured over SSH yet", f"ssh:{machine.destination}"
+                else:
+                    reason, where = gpu_unavailable_reason(runtime), "gpu"
                 skipped = {"schema": SCHEMA_VERSION, "runtime": runtime, "skipped": reason, "artifact": None}
-                label_records([skipped], {}, options.target or "gpu", session)
+                label_records([skipped], {}, options.target or where, session)
                 records.append(skipped)
                 log(f"skipped {runtime}: {reason}")
     append_records(options.results, records)
@@ -192,7 +178,7 @@ def import_results(paths: list[Path], target: str | None = None) -> list[dict]:
             host, found = payload["host"], payload["records"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError):
             raise EdgeEmnistError(f"{path} is not a runner result (python runner.py ... --json FILE)") from None
-        label = target or f"{host.get('machine', 'device')}:{host.get('hostname', 'unknown')}"
+        label = target or SshMachine.label(host)
         for record in found:
             label_records([record], {}, label, session)
             record["imported_from"] = str(path)

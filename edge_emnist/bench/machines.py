@@ -1,0 +1,176 @@
+"""Where the runner runs: this machine, or a device reached over SSH.
+
+Both give `bench` the same three calls (place the files, run the runner, run litert-benchmark), so a
+Raspberry Pi is measured by exactly the code that measures the workstation. The SSH side uses the system's
+OpenSSH client (`ssh`, `scp`), so ~/.ssh/config, agents and jump hosts work as they do in a terminal;
+BatchMode keeps a missing key from hanging on a password prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_emnist.errors import EdgeEmnistError
+
+RUNNER_FILES = tuple(Path(__file__).with_name(name) for name in ("runner.py", "runtimes.py"))
+LITERT_BENCHMARK_RESOLUTION_MS = 0.01  # it prints milliseconds with two decimals
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def litert_benchmark_summary(payload: dict) -> dict:
+    latency = payload["latency"]
+    return {"median_ms": latency["median_ms"], "avg_ms": latency["avg_ms"], "std_ms": latency["std_ms"],
+            "runs": latency["num_runs"], "resolution_ms": LITERT_BENCHMARK_RESOLUTION_MS}
+
+
+def litert_benchmark_args(model: str, threads: int, runs: int, warmup: int, result: str) -> list[str]:
+    return ["--model", model, "--num_threads", str(threads), "--num_runs", str(runs), "--warmup_runs", str(warmup),
+            "--result_json", result]
+
+
+class LocalMachine:
+    """This machine: files stay where they are; each runner call is a fresh Python process."""
+
+    @staticmethod
+    def label(host: dict) -> str:
+        return f"cpu:{host['hostname']}"
+
+    def __enter__(self) -> LocalMachine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def place(self, paths: list[Path]) -> dict[Path, str]:
+        return {path: str(path) for path in paths}
+
+    def run_runner(self, argv: list[str]) -> dict:
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / "out.json"
+            done = subprocess.run([sys.executable, str(RUNNER_FILES[0]), *argv, "--json", str(out)],
+                                  capture_output=True, text=True)
+            if done.returncode != 0 or not out.exists():
+                raise EdgeEmnistError(f"runner failed: {_last_line(done.stderr)}")
+            return json.loads(out.read_text())
+
+    def litert_benchmark(self, model: str, threads: int, runs: int, warmup: int) -> dict | None:
+        tool = shutil.which("litert-benchmark") or str(Path(sys.executable).with_name("litert-benchmark"))
+        if not Path(tool).exists():
+            return None
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / "lb.json"
+            subprocess.run([tool, *litert_benchmark_args(model, threads, runs, warmup, str(out))],
+                           capture_output=True, text=True)
+            return litert_benchmark_summary(json.loads(out.read_text())) if out.exists() else None
+
+
+@dataclass
+class SshMachine:
+    """A device over SSH: a private temporary folder there, removed at the end whatever happens."""
+
+    destination: str  # user@host, or a Host alias from ~/.ssh/config
+    port: int | None = None
+    identity: Path | None = None
+    options: tuple[str, ...] = ()  # extra `-o KEY=VALUE` for ssh and scp
+    python: str = "python3"  # the device's interpreter with numpy and ai-edge-litert / onnxruntime
+    timeout_s: float = 1800
+    folder: str | None = field(default=None, init=False)
+
+    @staticmethod
+    def label(host: dict) -> str:
+        """Like `bench --import`: the device's architecture and name, e.g. aarch64:raspberrypi."""
+        return f"{host.get('machine', 'device')}:{host.get('hostname', 'unknown')}"
+
+    def _common(self, port_flag: str) -> list[str]:
+        args = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
+        for option in self.options:
+            args += ["-o", option]
+        if self.port:
+            args += [port_flag, str(self.port)]
+        if self.identity:
+            args += ["-i", str(self.identity)]
+        return args
+
+    def shell(self, command: str, what: str) -> str:
+        """Run a shell command on the device; one-line error with ssh's own reason on failure."""
+        if shutil.which("ssh") is None:
+            raise EdgeEmnistError("no ssh client on this machine (install openssh-client)")
+        try:
+            done = subprocess.run(["ssh", *self._common("-p"), self.destination, command], capture_output=True,
+                                  text=True, timeout=self.timeout_s, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise EdgeEmnistError(f"{what} on {self.destination} took over {self.timeout_s:.0f} s") from None
+        if done.returncode != 0:
+            raise EdgeEmnistError(f"{what} on {self.destination} failed: {_last_line(done.stderr)}")
+        return done.stdout
+
+    def __enter__(self) -> SshMachine:
+        self.folder = self.shell('mktemp -d "${TMPDIR:-/tmp}/edge-emnist-bench.XXXXXX"', "making a folder").strip()
+        try:
+            self.shell(f"{shlex.quote(self.python)} -c 'import numpy'",
+                       f"checking {self.python} has numpy (set --remote-python)")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.folder:
+            folder, self.folder = self.folder, None
+            try:
+                self.shell(f"rm -rf {shlex.quote(folder)}", "removing the bench folder")
+            except EdgeEmnistError as error:
+                print(f"warning: {error}", file=sys.stderr)
+
+    def place(self, paths: list[Path]) -> dict[Path, str]:
+        """Copy the runner and the files in one scp; each file in its own subfolder so names never clash."""
+        remote = {path: f"{self.folder}/f{i}/{path.name}" for i, path in enumerate(paths)}
+        folders = " ".join(shlex.quote(f"{self.folder}/f{i}") for i in range(len(paths)))
+        if folders:
+            self.shell(f"mkdir -p {folders}", "making folders")
+        self._copy([str(p) for p in RUNNER_FILES], f"{self.folder}/")
+        for path, target in remote.items():
+            self._copy([str(path)], target)
+        return remote
+
+    def _copy(self, sources: list[str], target: str) -> None:
+        done = subprocess.run(["scp", "-q", *self._common("-P"), *sources, f"{self.destination}:{target}"],
+                              capture_output=True, text=True, timeout=self.timeout_s, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise EdgeEmnistError(f"copying to {self.destination} failed: {_last_line(done.stderr)}")
+
+    def run_runner(self, argv: list[str]) -> dict:
+        folder = shlex.quote(self.folder)
+        command = (f"cd {folder} && {shlex.quote(self.python)} runner.py {shlex.join(argv)} --json out.json "
+                   f"1>&2 && cat out.json && rm -f out.json")
+        output = self.shell(command, "the runner")
+        try:
+            return json.loads(output)
+        except json.JSONDecodeError:
+            raise EdgeEmnistError(f"the runner on {self.destination} printed no result") from None
+
+    def litert_benchmark(self, model: str, threads: int, runs: int, warmup: int) -> dict | None:
+        """The device's own litert-benchmark (from its ai-edge-litert wheel), when it has one."""
+        python = shlex.quote(self.python)
+        args = shlex.join(litert_benchmark_args(model, threads, runs, warmup, f"{self.folder}/lb.json"))
+        result = shlex.quote(f"{self.folder}/lb.json")
+        beside_python = f'"$(dirname "$(command -v {python})")/litert-benchmark"'
+        command = (f"tool=$(command -v litert-benchmark || echo {beside_python});"
+                   f' [ -x "$tool" ] || exit 0; "$tool" {args} >/dev/null 2>&1; cat {result} 2>/dev/null;'
+                   f" rm -f {result}")
+        output = self.shell(command, "litert-benchmark").strip()
+        try:
+            return litert_benchmark_summary(json.loads(output)) if output else None
+        except (json.JSONDecodeError, KeyError):
+            return None
