@@ -128,12 +128,28 @@ def test_bad_prune_arguments(trained, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-def test_optimizing_an_optimized_run_is_refused(trained):
+def test_qat_follows_pruning_and_keeps_its_zeros(trained):
+    """What the pipeline does: train -> prune -> QAT, each a run; the QAT run keeps the pruned zeros."""
+    if not (trained / "run-p50").exists():
+        optimize_run(trained / "run", prune=PruneConfig(0.5), epochs=1, output=trained / "run-p50",
+                     data_dir=trained / "data", verbose=0)
+    metrics = optimize_run(trained / "run-p50", qat=True, epochs=1, data_dir=trained / "data", verbose=0)
+    run = open_run(trained / "run-p50-qat")
+    assert run.tag == "p50-qat" and run.optimization["qat"]["prune_preserving"]
+    assert run.optimization["source_tag"] == "p50" and run.optimization["pruning"]["sparsity"] == 0.5
+    assert metrics["sparsity"]["total"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_optimizing_further_is_refused(trained):
     if not (trained / "run-p50").exists():
         optimize_run(trained / "run", prune=PruneConfig(0.5), epochs=1, output=trained / "run-p50",
                      data_dir=trained / "data", verbose=0)
     with pytest.raises(EdgeEmnistError, match="already optimized"):
-        optimize_run(trained / "run-p50", qat=True, data_dir=trained / "data")
+        optimize_run(trained / "run-p50", prune=PruneConfig(0.75), data_dir=trained / "data")
+    if not (trained / "run-p50-qat").exists():
+        optimize_run(trained / "run-p50", qat=True, epochs=1, data_dir=trained / "data", verbose=0)
+    with pytest.raises(EdgeEmnistError, match="already optimized"):
+        optimize_run(trained / "run-p50-qat", qat=True, output=trained / "again", data_dir=trained / "data")
 
 
 def test_parse_m_by_n():

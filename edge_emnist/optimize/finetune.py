@@ -41,8 +41,9 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     if epochs < 1 or (qat_epochs is not None and qat_epochs < 1):
         raise EdgeEmnistError("fine-tuning needs at least 1 epoch")
     run = open_run(source)
-    if run.optimization:
-        raise EdgeEmnistError(f"{run.path} is already optimized ({run.tag}); start from the trained run")
+    if run.optimization and (prune or run.qat):
+        raise EdgeEmnistError(f"{run.path} is already optimized ({run.tag}); start from the trained run "
+                              "(only quantization-aware training may follow pruning)")
     output = Path(output or default_output(run.path, prune, qat))
     if output.exists():
         raise EdgeEmnistError(f"{output} already exists; remove it or pass --output")
@@ -62,8 +63,9 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         model = pruning.wrap_for_pruning(model, prune, steps)
         history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "prune", [_pruning_step()])
         model = pruning.strip(model)
+    keeps_zeros = bool(prune) or run.pruned  # QAT after pruning must not refill the pruned weights
     if qat:
-        model = quantize_wrap(model, prune_preserving=bool(prune))
+        model = quantize_wrap(model, prune_preserving=keeps_zeros)
         history += _fit(model, train_ds, val_ds, qat_epochs or epochs, lr, verbose, "qat", [])
 
     test_ds = make_dataset(data.test.images, data.test.labels, batch_size=batch)
@@ -73,10 +75,12 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     report = pruning.sparsity_report(model)
     optimization = {
         "source": str(run.path),
+        "source_tag": run.tag,
         "source_weights_sha256": sha256_of(run.weights),
         "pruning": ({"sparsity": prune.sparsity, "schedule": prune.schedule,
-                     "m_by_n": list(prune.m_by_n) if prune.m_by_n else None, "epochs": epochs} if prune else None),
-        "qat": {"epochs": qat_epochs or epochs, "prune_preserving": bool(prune)} if qat else None,
+                     "m_by_n": list(prune.m_by_n) if prune.m_by_n else None, "epochs": epochs} if prune
+                    else run.optimization.get("pruning")),  # a pruned source passes its pruning on
+        "qat": {"epochs": qat_epochs or epochs, "prune_preserving": keeps_zeros} if qat else None,
         "lr": lr,
         "history": history,
     }
