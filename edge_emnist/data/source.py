@@ -147,18 +147,27 @@ def unofficial_notice(prov: Provenance, spec: DatasetSpec) -> str:
     )
 
 
+NO_DOWNLOAD_ENV = "EDGE_EMNIST_NO_DOWNLOAD"
+
+
 def load_dataset(
     name: str | DatasetSpec,
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     *,
     splits: tuple[str, ...] = SPLITS,
-    download: bool = True,
+    download: bool | None = None,
     progress: bool = True,
     quiet: bool = False,
 ) -> Dataset:
-    """Load a dataset by registry name. Non-official files load with a one-line notice on stderr."""
+    """Load a dataset by registry name. Non-official files load with a one-line notice on stderr.
+
+    download=None follows $EDGE_EMNIST_NO_DOWNLOAD (set by the CLI's --no-download), so every stage that
+    loads data deep inside train/export/bench honours the flag without passing it down.
+    """
     spec = get_dataset(name) if isinstance(name, str) else name
+    if download is None:
+        download = os.environ.get(NO_DOWNLOAD_ENV, "") not in ("1", "true", "yes")
     folder = locate(spec, data_dir, cache_dir, download=download, progress=progress)
     loaded = {split: load_split(spec, folder, split) for split in splits}
     prov = provenance(spec, folder)

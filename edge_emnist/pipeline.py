@@ -1,0 +1,259 @@
+"""`edge-emnist pipeline`: data -> train -> prune -> QAT -> export -> bench -> report -> pick, resumably.
+
+The plan is a list of stages, each with a key and a function. A stage that finished is written to
+pipeline.json in the output folder at once, so re-running the same command after an interruption skips
+it; a stage that was cut off starts again (training continues from its own checkpoint, and every stage
+writes its outputs under temporary names, so nothing half-made is ever taken for done).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.io import atomic_path
+
+STATE_FILE = "pipeline.json"
+
+# What each run of an architecture is exported as: (run, quantization, formats). Post-training int8 of
+# the trained model is tried too; when it fails its parity bar the QAT run's int8 stands in for it.
+EXPORT_TABLE: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("trained", "none", ("tflite", "onnx")),
+    ("trained", "fp16", ("tflite", "onnx")),
+    ("trained", "dynamic", ("tflite", "onnx")),
+    ("trained", "int8", ("tflite", "onnx")),
+    ("pruned", "none", ("tflite", "onnx")),
+    ("qat", "int8", ("tflite", "onnx")),
+)
+
+
+@dataclass
+class PipelineConfig:
+    archs: tuple[str, ...] = ("lenet5", "simple_cnn")
+    dataset: str = "emnist-bymerge"
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-3
+    patience: int = 10
+    seed: int = 0
+    sparsity: float = 0.5
+    prune_epochs: int = 1
+    qat_epochs: int = 1
+    threads: tuple[int, ...] = (1,)
+    runs: int = 1000
+    max_latency_ms: float | None = None
+    max_size_kb: float | None = None
+    min_accuracy: float | None = None
+
+    def validate(self) -> None:
+        from edge_emnist.data.registry import get_dataset
+        from edge_emnist.models import model_entry
+
+        if not self.archs:
+            raise EdgeEmnistError("give at least one architecture")
+        for arch in self.archs:
+            model_entry(arch)
+        get_dataset(self.dataset)
+        if min(self.epochs, self.prune_epochs, self.qat_epochs, self.runs, self.batch_size) < 1:
+            raise EdgeEmnistError("epochs, batch size and runs must be at least 1")
+        if not 0 < self.sparsity < 1:
+            raise EdgeEmnistError("sparsity must be between 0 and 1")
+
+    def settings(self) -> dict:
+        """What makes two pipelines the same one: all of it except the pick's constraints."""
+        chosen = asdict(self)
+        for key in ("max_latency_ms", "max_size_kb", "min_accuracy"):
+            chosen.pop(key)
+        return json.loads(json.dumps(chosen))  # tuples as lists, as they come back from the state file
+
+
+@dataclass
+class Stage:
+    key: str
+    describe: str
+    run: Callable[[], dict]
+
+
+@dataclass
+class Pipeline:
+    config: PipelineConfig
+    out: Path
+    data_dir: str | Path | None = None
+    cache_dir: str | Path | None = None
+    log: Callable[[str], None] = print
+    state: dict = field(default_factory=dict)
+
+    # --- where things go -------------------------------------------------------------------------------
+    def run_dir(self, arch: str, kind: str) -> Path:
+        suffix = {"trained": "", "pruned": f"-p{round(100 * self.config.sparsity)}",
+                  "qat": f"-p{round(100 * self.config.sparsity)}-qat"}[kind]
+        return self.out / "runs" / f"{arch}-{self.config.dataset}{suffix}"
+
+    @property
+    def exported(self) -> Path:
+        return self.out / "exported"
+
+    @property
+    def results(self) -> Path:
+        return self.out / "bench.jsonl"
+
+    # --- the stages ------------------------------------------------------------------------------------
+    def stages(self) -> list[Stage]:
+        stages = []
+        c = self.config
+        for arch in c.archs:
+            stages += [
+                Stage(f"train:{arch}", f"train {arch} on {c.dataset} ({c.epochs} epochs at most)",
+                      lambda arch=arch: self._train(arch)),
+                Stage(f"prune:{arch}", f"prune {arch} to {c.sparsity:.0%} ({c.prune_epochs} epochs)",
+                      lambda arch=arch: self._prune(arch)),
+                Stage(f"qat:{arch}", f"quantization-aware fine-tuning of pruned {arch} ({c.qat_epochs} epochs)",
+                      lambda arch=arch: self._qat(arch)),
+                Stage(f"export:{arch}", f"export {arch}: TFLite and ONNX, float32/float16/dynamic/int8",
+                      lambda arch=arch: self._export(arch)),
+            ]
+        threads = ",".join(map(str, self.config.threads))
+        stages += [
+            Stage("bench", f"benchmark every artifact here ({threads} threads, {self.config.runs} runs)", self._bench),
+            Stage("report", "report: Markdown table, Pareto plot, size bars", self._report),
+            Stage("pick", "pick the artifact to ship", self._pick),
+        ]
+        return stages
+
+    def _train(self, arch: str) -> dict:
+        from edge_emnist.train import TrainConfig, train
+
+        c = self.config
+        config = TrainConfig(arch=arch, dataset=c.dataset, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
+                             patience=c.patience, seed=c.seed)
+        run_dir = self.run_dir(arch, "trained")
+        metrics = train(config, run_dir, resume=(run_dir / "config.json").exists(), data_dir=self.data_dir,
+                        cache_dir=self.cache_dir)
+        return {"run": str(run_dir), "test_accuracy": metrics["test_accuracy"], "epochs": metrics["epochs_run"],
+                "seconds_per_epoch": metrics["seconds_per_epoch"]}
+
+    def _optimize(self, source: Path, output: Path, **options) -> dict:
+        from edge_emnist.optimize.finetune import optimize_run
+
+        if not (output / "metrics.json").exists():  # finetune writes its run atomically: present = complete
+            optimize_run(source, output=output, data_dir=self.data_dir, cache_dir=self.cache_dir, **options)
+        metrics = json.loads((output / "metrics.json").read_text())
+        return {"run": str(output), "test_accuracy": metrics["test_accuracy"]}
+
+    def _prune(self, arch: str) -> dict:
+        from edge_emnist.optimize.prune import PruneConfig
+
+        return self._optimize(self.run_dir(arch, "trained"), self.run_dir(arch, "pruned"),
+                              prune=PruneConfig(self.config.sparsity), epochs=self.config.prune_epochs)
+
+    def _qat(self, arch: str) -> dict:
+        return self._optimize(self.run_dir(arch, "pruned"), self.run_dir(arch, "qat"), qat=True,
+                              epochs=self.config.qat_epochs)
+
+    def _export(self, arch: str) -> dict:
+        from edge_emnist.export.artifacts import ExportOptions, export_run
+
+        written, refused = [], []
+        for kind, quantize, formats in EXPORT_TABLE:
+            options = ExportOptions(quantize=quantize, formats=formats, out_dir=self.exported)
+            try:
+                written += export_run(self.run_dir(arch, kind), options, data_dir=self.data_dir,
+                                      cache_dir=self.cache_dir, log=self.log)
+            except EdgeEmnistError as error:
+                if quantize != "int8" or kind != "trained":
+                    raise
+                refused.append(str(error))  # post-training int8 below its bar: the QAT int8 covers it
+                self.log(f"not exported: {error}")
+        return {"artifacts": [str(p) for p in written], "refused": refused}
+
+    def artifacts(self) -> list[Path]:
+        found = []
+        for arch in self.config.archs:
+            found += [Path(p) for p in self.state["done"][f"export:{arch}"]["artifacts"]]
+        return found
+
+    def _bench(self) -> dict:
+        from edge_emnist.bench.suite import BenchOptions, bench
+
+        staged = self.results.with_name(f".tmp-{self.results.name}")
+        staged.unlink(missing_ok=True)
+        options = BenchOptions(threads=self.config.threads, runs=self.config.runs, results=staged)
+        records = bench(self.artifacts(), options, data_dir=self.data_dir, cache_dir=self.cache_dir, log=self.log)
+        staged.replace(self.results)
+        return {"results": str(self.results), "records": len(records)}
+
+    def _report(self) -> dict:
+        from edge_emnist.report.bench_report import write_report
+        from edge_emnist.report.results import load_records
+
+        command = f"edge-emnist report --results {self.results} --out {self.out / 'report'}"
+        return {"report": str(write_report(load_records([self.results]), self.out / "report", command=command))}
+
+    def _pick(self) -> dict:
+        from edge_emnist.export.card import card_path
+        from edge_emnist.report.pick import Constraints, pick
+        from edge_emnist.report.results import load_records
+
+        c = self.config
+        constraints = Constraints(c.max_latency_ms, c.max_size_kb, c.min_accuracy)
+        chosen, why = pick(load_records([self.results]), "cpu", constraints)
+        picked = self.out / "picked"
+        shutil.rmtree(picked, ignore_errors=True)
+        picked.mkdir()
+        source = self.exported / chosen["artifact"]
+        for path in (source, card_path(source)):
+            shutil.copy(path, picked / path.name)
+        (picked / "why.txt").write_text(why + "\n")
+        return {"artifact": str(picked / source.name), "runtime": chosen["runtime"],
+                "threads": chosen["settings"]["threads"], "accuracy": chosen["accuracy"],
+                "p90_ms": chosen["latency"]["p90_ms"], "size_bytes": chosen["size_bytes"], "why": why}
+
+    # --- running ----------------------------------------------------------------------------------------
+    def load_state(self) -> None:
+        path = self.out / STATE_FILE
+        settings = self.config.settings()
+        if path.exists():
+            try:
+                saved = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                raise EdgeEmnistError(f"{path} is not a pipeline state file; remove it or use another --out") from None
+            if saved.get("settings") != settings:
+                changed = sorted(k for k in settings if saved.get("settings", {}).get(k) != settings[k])
+                raise EdgeEmnistError(f"{self.out} holds a pipeline with other settings ({', '.join(changed)}); "
+                                      "use another --out, or the same options to resume it")
+            self.state = saved
+        else:
+            self.state = {"settings": settings, "done": {}}
+
+    def save_state(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.out / STATE_FILE) as tmp:
+            tmp.write_text(json.dumps(self.state, indent=2) + "\n")
+
+    def plan(self) -> list[tuple[Stage, bool]]:
+        return [(stage, stage.key in self.state["done"]) for stage in self.stages()]
+
+    def execute(self) -> dict:
+        self.config.validate()
+        self.load_state()
+        if "pick" in self.state["done"]:  # the constraints may have changed: the pick is cheap, redo it
+            self.state["done"].pop("pick")
+        plan = self.plan()
+        self.log(f"plan for {self.out} ({sum(done for _, done in plan)} of {len(plan)} stages done):")
+        for number, (stage, done) in enumerate(plan, 1):
+            self.log(f"  {number:>2}. {stage.describe}{'  [done]' if done else ''}")
+        for number, (stage, done) in enumerate(plan, 1):
+            if done:
+                continue
+            self.log(f"[{number}/{len(plan)}] {stage.describe}")
+            started = time.perf_counter()
+            result = stage.run()
+            result["seconds"] = round(time.perf_counter() - started, 1)
+            self.state["done"][stage.key] = result
+            self.save_state()
+        return self.state["done"]["pick"]

@@ -1,0 +1,87 @@
+"""`edge-emnist pipeline` end to end on tiny data: every stage, the pick, and resuming after an interruption."""
+
+import json
+
+import pytest
+
+from edge_emnist.cli import main
+from edge_emnist.data.registry import get_dataset
+from edge_emnist.pipeline import STATE_FILE, Pipeline
+from tests.conftest import write_tiny
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline-data")
+    write_tiny(get_dataset("mnist"), root, counts={"train": 600, "test": 200}, noise=90)
+    return root
+
+
+def command(data, out, *extra):
+    return ["pipeline", "--arch", "lenet5", "--dataset", "mnist", "--epochs", "3", "--batch-size", "32",
+            "--runs", "50", "--out", str(out), "--data-dir", str(data), *extra]
+
+
+def test_pipeline_interrupted_then_resumed(data, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "pipe"
+    real_export = Pipeline._export
+
+    def interrupted_export(self, arch):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Pipeline, "_export", interrupted_export)
+    assert main(command(data, out)) == 130
+    state = json.loads((out / STATE_FILE).read_text())
+    assert list(state["done"]) == ["train:lenet5", "prune:lenet5", "qat:lenet5"]
+    first = capsys.readouterr().out
+    assert "plan for" in first and "0 of 7 stages done" in first
+
+    trained = []
+    monkeypatch.setattr(Pipeline, "_export", real_export)
+    monkeypatch.setattr(Pipeline, "_train", lambda self, arch: trained.append(arch) or {})
+    assert main(command(data, out)) == 0
+    assert trained == []  # finished stages are skipped, not re-run
+    printed = capsys.readouterr().out
+    assert "3 of 7 stages done" in printed and "[done]" in printed
+    assert "picked " in printed and "shipping " in printed and "report: " in printed
+
+    state = json.loads((out / STATE_FILE).read_text())
+    assert list(state["done"]) == ["train:lenet5", "prune:lenet5", "qat:lenet5", "export:lenet5", "bench",
+                                   "report", "pick"]
+    names = {p.split("/")[-1] for p in state["done"]["export:lenet5"]["artifacts"]}
+    for variant in ("fp32", "fp16", "dynamic", "p50-fp32", "p50-qat-int8"):
+        assert {f"lenet5-mnist-{variant}.tflite", f"lenet5-mnist-{variant}.onnx"} <= names
+    # post-training int8 is either exported or refused with its parity reason, never silently missing
+    ptq = {"lenet5-mnist-int8.tflite", "lenet5-mnist-int8.onnx"}
+    assert ptq <= names or state["done"]["export:lenet5"]["refused"]
+
+    records = [json.loads(line) for line in (out / "bench.jsonl").read_text().splitlines()]
+    assert {r["artifact"] for r in records} == names and all(r["latency"]["runs"] in (50,) for r in records
+                                                              if r["batch"] == 1)
+    assert (out / "report" / "report.md").exists() and list((out / "report").glob("pareto-*.png"))
+    pick = state["done"]["pick"]
+    picked = out / "picked" / pick["artifact"].split("/")[-1]
+    assert picked.exists() and picked.with_name(picked.name + ".json").exists()
+    assert "knee" in (out / "picked" / "why.txt").read_text()
+
+
+def test_pipeline_refuses_other_settings_in_the_same_folder(data, tmp_path, capsys):
+    out = tmp_path / "pipe"
+    out.mkdir()
+    (out / STATE_FILE).write_text(json.dumps({"settings": {"epochs": 99}, "done": {}}))
+    assert main(command(data, out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a pipeline with other settings" in err[0] and "epochs" in err[0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--arch", "alexnet"], "unknown architecture 'alexnet'"),
+    (["--sparsity", "1.5"], "sparsity must be between 0 and 1"),
+])
+def test_pipeline_bad_arguments(data, tmp_path, capsys, argv, message):
+    try:
+        code = main(command(data, tmp_path / "p", *argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
