@@ -403,6 +403,36 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- demo ---------------------------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from edge_emnist.demo.server import BUILD_COMMAND, WEB, make_server
+
+    if args.build:
+        print(f"installing onnxruntime-web: {BUILD_COMMAND}")
+        try:
+            done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(WEB)])
+        except FileNotFoundError:
+            raise EdgeEmnistError("npm not found: install Node.js (with npm) to build the demo") from None
+        if done.returncode != 0:
+            raise EdgeEmnistError(f"`{BUILD_COMMAND}` failed (exit {done.returncode})")
+    server = make_server(args.exported, args.host, args.port)
+    host, port = server.server_address[:2]
+    url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port}/"
+    print(f"edge-emnist demo: open {url}  (models from {args.exported}; Ctrl-C stops)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -531,6 +561,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for runs, artifacts, results, report and the pick (default: runs/pipeline)")
     _data_options(p)
     p.set_defaults(handler=cmd_pipeline)
+
+    p = commands.add_parser(
+        "demo", help="draw a character in the browser; the exported ONNX model reads it on your device",
+        description="Serve the handwriting demo: a drawing pad (mouse and touch), undo and clear, the top-5 "
+                    "characters with probabilities, the inference time, and a picker among the .onnx models "
+                    "in --exported. Inference runs in the browser with onnxruntime-web, served from the local "
+                    "npm install (no CDN: works offline).")
+    p.add_argument("--port", type=int, default=8000, help="default: 8000 (0: any free port)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--exported", type=Path, default=Path("exported"), help="models to offer (default: exported/)")
+    p.add_argument("--build", action="store_true", help="install onnxruntime-web with npm first (needed once)")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.set_defaults(handler=cmd_demo)
 
     p = commands.add_parser("bench", help="accuracy, size and latency of artifacts through their runtimes",
                             description="Measure artifacts: accuracy on the full test split, size, init and first "

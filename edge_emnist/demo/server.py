@@ -1,0 +1,160 @@
+"""The demo's HTTP server: the page, onnxruntime-web from the local npm install, and the exported models.
+
+Inference happens in the browser; the server only hands out files and, for checking, runs the Python
+preprocessing on a drawing the page sends (the page shows how far its own result is from Python's).
+It serves nothing it was not told about: the page's own files by name, onnxruntime-web's dist folder,
+and the .onnx artifacts of the exported folder that have a model card.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import mimetypes
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+
+from edge_emnist.demo.preprocess import preprocess
+from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.export.card import card_path
+
+WEB = Path(__file__).with_name("web")
+PAGE_FILES = {"index.html", "app.mjs", "preprocess.mjs", "style.css"}
+ORT_DIST = WEB / "node_modules" / "onnxruntime-web" / "dist"
+ORT_FILES = {"ort.wasm.min.mjs", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs"}
+MAX_BODY_BYTES = 1 << 20  # a 280 x 280 drawing is ~100 KB as base64
+MAX_DRAWING_PIXELS = 1024 * 1024
+BUILD_COMMAND = f"npm ci --prefix {WEB}"
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("application/wasm", ".wasm")
+
+
+def check_runtime_installed() -> None:
+    missing = [name for name in sorted(ORT_FILES) if not (ORT_DIST / name).exists()]
+    if missing:
+        raise EdgeEmnistError(f"onnxruntime-web is not installed ({missing[0]} missing): run `{BUILD_COMMAND}` "
+                              "(Node.js and npm, once; afterwards the demo works offline)")
+
+
+def list_models(exported: Path) -> list[dict]:
+    """The .onnx artifacts with a model card, int8 first: what the page's picker offers."""
+    models = []
+    for path in sorted(exported.glob("*.onnx")):
+        card_file = card_path(path)
+        if not card_file.exists():
+            continue
+        card = json.loads(card_file.read_text())
+        models.append({
+            "name": path.name, "arch": card.get("arch"), "dataset": card.get("dataset"),
+            "quantize": card.get("quantize"), "size_bytes": path.stat().st_size,
+            "accuracy": (card.get("accuracy") or {}).get("artifact"),
+            "labels": card["labels"], "input": card["input"], "output": card.get("output"),
+        })
+    models.sort(key=lambda m: (m["quantize"] != "int8", -(m["accuracy"] or 0)))
+    return models
+
+
+class DemoHandler(BaseHTTPRequestHandler):
+    server_version = "edge-emnist-demo"
+    exported: Path = Path("exported")
+    quiet = False
+
+    # --- responses -------------------------------------------------------------------------------------
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, payload, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _error(self, status: HTTPStatus, message: str) -> None:
+        self._json({"error": message}, status)
+
+    def _file(self, path: Path) -> None:
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        self._send(HTTPStatus.OK, path.read_bytes(), content_type)
+
+    def log_message(self, format: str, *args) -> None:
+        if not self.quiet:
+            super().log_message(format, *args)
+
+    # --- routes ----------------------------------------------------------------------------------------
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        path = unquote(urlsplit(self.path).path)
+        if path in ("/", "/index.html"):
+            return self._file(WEB / "index.html")
+        if path == "/api/models":
+            return self._json(list_models(self.exported))
+        for prefix, folder, allowed in (("/static/", WEB, PAGE_FILES), ("/vendor/ort/", ORT_DIST, ORT_FILES),
+                                        ("/models/", self.exported, None)):
+            if path.startswith(prefix):
+                return self._named_file(path[len(prefix):], folder, allowed)
+        self._error(HTTPStatus.NOT_FOUND, f"no such page: {path}")
+
+    def _named_file(self, name: str, folder: Path, allowed: set[str] | None) -> None:
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            return self._error(HTTPStatus.FORBIDDEN, f"{name!r} is not a plain file name: only files of the "
+                                                     "served folders by name")
+        if allowed is None:  # models: only what /api/models lists
+            allowed = {m["name"] for m in list_models(self.exported)}
+            if name not in allowed:
+                return self._error(HTTPStatus.NOT_FOUND, f"unknown model {name!r}: see /api/models")
+        elif name not in allowed:
+            return self._error(HTTPStatus.NOT_FOUND, f"no such file: {name}")
+        target = folder / name
+        if not target.is_file():
+            return self._error(HTTPStatus.NOT_FOUND, f"{name} is missing on the server")
+        self._file(target)
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        if path != "/api/preprocess":
+            return self._error(HTTPStatus.NOT_FOUND, f"nothing to POST at {path}")
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            return self._error(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length")
+        if int(length) > MAX_BODY_BYTES:
+            self.close_connection = True  # do not read an oversized body
+            return self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                               f"body of {int(length):,} bytes is over the {MAX_BODY_BYTES:,}-byte limit")
+        try:
+            request = json.loads(self.rfile.read(int(length)))
+            width, height = int(request["width"]), int(request["height"])
+            ink = np.frombuffer(base64.b64decode(request["ink"], validate=True), dtype=np.uint8)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error):
+            return self._error(HTTPStatus.BAD_REQUEST, 'want JSON {"width": W, "height": H, "ink": base64 of '
+                                                       "W*H bytes, 0 paper to 255 ink}")
+        if not (0 < width and 0 < height and width * height <= MAX_DRAWING_PIXELS and ink.size == width * height):
+            return self._error(HTTPStatus.BAD_REQUEST, f"ink has {ink.size} bytes for a {width} x {height} drawing")
+        image = preprocess(ink.reshape(height, width).astype(np.float64) / 255.0,
+                           transpose=bool(request.get("transpose", False)))
+        self._json({"image": None if image is None else image.ravel().tolist()})
+
+
+def make_server(exported: Path, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False) -> ThreadingHTTPServer:
+    """A server bound to host:port (port 0: any free one), serving the models of `exported`."""
+    check_runtime_installed()
+    if not exported.is_dir():
+        raise EdgeEmnistError(f"no exported models at {exported}: run `edge-emnist export RUN --quantize int8`")
+    if not list_models(exported):
+        raise EdgeEmnistError(f"{exported} has no .onnx model with a card: export one with "
+                              "`edge-emnist export RUN --quantize int8 --format onnx`")
+    handler = type("Handler", (DemoHandler,), {"exported": exported.resolve(), "quiet": quiet})
+    try:
+        return ThreadingHTTPServer((host, port), handler)
+    except OSError as error:
+        raise EdgeEmnistError(f"cannot listen on {host}:{port}: {error.strerror}") from None
