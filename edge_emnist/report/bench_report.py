@@ -54,10 +54,11 @@ def pareto_plot(points: list[dict], target: str, output: Path) -> Path:
             lw=1, label="Pareto front", zorder=2)
     ax.scatter([best["latency"]["p90_ms"]], [100 * best["accuracy"]], s=180, facecolors="none",
                edgecolors="crimson", lw=1.5, label="knee", zorder=4)
-    for p in front:
+    for i, p in enumerate(front):  # labels alternate above and below the line so neighbours do not overlap
         name = p["artifact"].rsplit(".", 1)[0]
-        ax.annotate(f"{name} ({p['settings'].get('threads')}t)", (p["latency"]["p90_ms"], 100 * p["accuracy"]),
-                    textcoords="offset points", xytext=(5, 4), fontsize=7)
+        ax.annotate(f"{name} ({p['runtime']}, {p['settings'].get('threads')}t)",
+                    (p["latency"]["p90_ms"], 100 * p["accuracy"]), textcoords="offset points",
+                    xytext=(6, 5) if i % 2 == 0 else (6, -11), fontsize=7)
     ax.set_xscale("log")
     ax.margins(x=0.25, y=0.1)
     ax.set_xlabel("p90 latency at batch 1 (ms, log scale)")
