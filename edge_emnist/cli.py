@@ -354,7 +354,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     records = load_records(args.results)
     command = "edge-emnist report " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "edge-emnist report"
-    print(f"wrote {write_report(records, args.out, command=command)}")
+    print(f"wrote {write_report(records, args.out, command=command, exported=args.exported)}")
     return 0
 
 
@@ -611,6 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("report", help="Markdown table, Pareto plot per target and size bars from results")
     p.add_argument("--results", type=Path, nargs="+", default=[Path("benchmarks/results/bench.jsonl")])
     p.add_argument("--out", type=Path, default=Path("benchmarks/report"), help="default: benchmarks/report/")
+    p.add_argument("--exported", type=Path, default=Path("exported"),
+                   help="where the artifacts' model cards are, for the per-architecture summary (default: exported/)")
     p.set_defaults(handler=cmd_report)
 
     p = commands.add_parser("pick", help="choose the artifact to ship from measurements on a target, with reasons",

@@ -191,8 +191,10 @@ class Pipeline:
         from edge_emnist.report.bench_report import write_report
         from edge_emnist.report.results import load_records
 
-        command = f"edge-emnist report --results {self.results} --out {self.out / 'report'}"
-        return {"report": str(write_report(load_records([self.results]), self.out / "report", command=command))}
+        command = (f"edge-emnist report --results {self.results} --out {self.out / 'report'} "
+                   f"--exported {self.exported}")
+        return {"report": str(write_report(load_records([self.results]), self.out / "report", command=command,
+                                         exported=self.exported))}
 
     def _pick(self) -> dict:
         from edge_emnist.export.card import card_path

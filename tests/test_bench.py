@@ -66,9 +66,16 @@ def test_report_and_pick(artifacts, tmp_path, capsys):
     assert main(["bench", *map(str, paths), "--runs", "100", "--batch", "1,4", "--no-yardstick",
                  "--results", str(results), "--data-dir", str(root / "data")]) == 0
     assert "appended 8 records" in capsys.readouterr().out
-    assert main(["report", "--results", str(results), "--out", str(tmp_path / "report")]) == 0
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "report"),
+                 "--exported", str(root / "exported")]) == 0
     report = (tmp_path / "report" / "report.md").read_text()
     assert "Pareto front:" in report and "lenet5-mnist-int8.tflite" in report
+    # the per-architecture summary: parameters and MACs from the card, s/epoch from the training run
+    (summary,) = [line for line in report.splitlines() if line.startswith("| lenet5 | mnist |")]
+    cells = [c.strip() for c in summary.strip("|").split("|")]
+    assert cells[2:4] == ["61,706", "416,520"]  # LeNet-5 at 10 classes: 64,851 - 37 x 85; 419,628 - 37 x 84
+    assert float(cells[4]) > 0 and cells[7] == "int8"
+    assert all(" / " in c and "-" not in c for c in cells[10:12])
     pngs = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
     assert pngs[-1] == "sizes.png" and pngs[0].startswith("pareto-cpu-")
 

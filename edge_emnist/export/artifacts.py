@@ -22,6 +22,8 @@ from edge_emnist.export import card as cards
 from edge_emnist.export.onnx import to_onnx, to_onnx_float32
 from edge_emnist.export.tflite import IO_TYPES, to_tflite
 from edge_emnist.io import atomic_path
+from edge_emnist.models import create_model
+from edge_emnist.models.profile import macs, trainable_params
 from edge_emnist.optimize.prune import sparsity_report
 from edge_emnist.runs import Run, open_run
 from edge_emnist.train import training_split
@@ -133,6 +135,8 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
     reference = model.predict(test_images, batch_size=options.eval_batch, verbose=0)
     keras_accuracy = accuracy(reference, test_labels)
     sparsity = sparsity_report(model)
+    plain = create_model(run.config.arch, data.spec.num_classes, **run.config.model_options)  # no QAT wrappers
+    profile = {"trainable_params": trainable_params(plain), "macs": macs(plain)}
 
     written = []
     for fmt in options.formats:
@@ -159,6 +163,7 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
                 "variant": VARIANT[options.quantize],
                 "arch": run.config.arch,
                 "dataset": run.config.dataset,
+                "model": profile,
                 "labels": cards.labels_of(data.spec),
                 "input": cards.input_section(input_spec, data.spec),
                 "output": {**output_spec, "meaning": "softmax probabilities over the labels, in label order"},

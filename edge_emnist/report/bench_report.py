@@ -8,6 +8,8 @@ from pathlib import Path
 from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.report.pareto import knee, pareto_front
 from edge_emnist.report.results import candidates, latest, skipped
+from edge_emnist.report.summary import HEADERS as SUMMARY_HEADERS
+from edge_emnist.report.summary import summary_rows
 from edge_emnist.report.tables import markdown_table
 
 HEADERS = ["artifact", "runtime", "threads", "accuracy", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms",
@@ -87,7 +89,16 @@ def size_plot(records: list[dict], output: Path) -> Path:
     return save_figure(fig, output)
 
 
-def write_report(records: list[dict], out_dir: Path, command: str = "") -> Path:
+def _summary_section(records: list[dict], target: str, exported: Path) -> list[str]:
+    rows = summary_rows(records, target, exported)
+    if not rows:
+        return []
+    return ["Per architecture, at batch 1 and 1 thread (int8: the most accurate int8 artifact measured; "
+            "parameters, MACs and s/epoch from the float32 artifact's card and its training run):", "",
+            markdown_table(SUMMARY_HEADERS, rows), ""]
+
+
+def write_report(records: list[dict], out_dir: Path, command: str = "", exported: Path = Path("exported")) -> Path:
     current = latest(records)
     targets = sorted({r["target"] for r in current})
     lines = ["# Benchmark report", ""]
@@ -111,6 +122,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "") -> Path:
             f"{host['cpu']}, {host['cores']} cores, ISA {' '.join(host['isa']) or 'n/a'}; {host['os']}; "
             f"ai-edge-litert {versions.get('ai-edge-litert')}, onnxruntime {versions.get('onnxruntime')}.",
             "", f"![accuracy vs latency](pareto-{slug}.png)", "",
+            *_summary_section(records, target, exported),
             f"Pareto front: {', '.join(p['artifact'] + ' (' + p['runtime'] + ')' for p in front)}. "
             f"Knee: **{best['artifact']}** on {best['runtime']}.", "",
             "Latency at batch 1; accuracy on the full test split through the artifact's runtime.", "",

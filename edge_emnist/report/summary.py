@@ -1,0 +1,81 @@
+"""One row per architecture: what a reader compares first (the README's and docs/results.md's table).
+
+Everything comes from measurements and files already written: bench records (accuracy through the
+artifact's runtime, size, p90 at batch 1 and one thread), the float32 artifact's model card (parameters,
+MACs, its source run) and that run's metrics.json (training seconds per epoch). A figure that was not
+measured is shown as "-", never filled in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from edge_emnist.export.card import card_path
+from edge_emnist.report.results import candidates
+
+HEADERS = ["architecture", "dataset", "parameters", "MACs", "s/epoch (train)", "float32 acc.", "int8 acc.",
+           "int8 artifact", "float32 KiB (gzip)", "int8 KiB (gzip)", "LiteRT p90 ms fp32 / int8",
+           "ORT p90 ms fp32 / int8"]
+
+
+def _stem(record: dict) -> str:
+    return record["artifact"].rsplit(".", 1)[0]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _training(card: dict) -> dict:
+    run = (card.get("source") or {}).get("run")
+    return _read_json(Path(run) / "metrics.json") if run else {}
+
+
+def _ms(record: dict | None) -> str:
+    return f"{record['latency']['p90_ms']:.4f}" if record else "-"
+
+
+def _size(record: dict | None) -> str:
+    return f"{record['size_bytes'] / 1024:,.0f} ({record['gzip_bytes'] / 1024:,.0f})" if record else "-"
+
+
+def summary_rows(records: list[dict], target: str, exported: Path = Path("exported")) -> list[list[str]]:
+    """Rows for HEADERS; the int8 column is the most accurate int8 artifact measured (PTQ, QAT or pruned)."""
+    pool = candidates(records, target, threads=1)
+    by_model: dict[tuple, list[dict]] = defaultdict(list)
+    for record in pool:
+        if record.get("arch"):
+            by_model[(record["arch"], record["dataset"])].append(record)
+    rows = []
+    for (arch, dataset), group in sorted(by_model.items()):
+        by_stem: dict[str, dict[str, dict]] = defaultdict(dict)
+        for record in group:
+            by_stem[_stem(record)][record["runtime"]] = record
+        fp32 = [s for s, r in by_stem.items() if any(x["quantize"] == "none" and not x.get("optimization")
+                                                     for x in r.values())]
+        int8 = [s for s, r in by_stem.items() if any(x["quantize"] == "int8" for x in r.values())]
+        best_fp32 = fp32[0] if fp32 else None
+        best_int8 = max(int8, key=lambda s: max(x["accuracy"] for x in by_stem[s].values())) if int8 else None
+        f, q = by_stem.get(best_fp32, {}), by_stem.get(best_int8, {})
+        f_any, q_any = f.get("litert") or f.get("ort"), q.get("litert") or q.get("ort")
+        card = _read_json(card_path(exported / f_any["artifact"])) if f_any else {}
+        model, training = card.get("model") or {}, _training(card)
+        params = model.get("trainable_params") or training.get("trainable_params")
+        rows.append([
+            arch, dataset,
+            f"{params:,}" if params else "-",
+            f"{model['macs']:,}" if model.get("macs") else "-",
+            f"{training['seconds_per_epoch']:.1f}" if training.get("seconds_per_epoch") else "-",
+            f"{f_any['accuracy']:.4f}" if f_any else "-",
+            f"{q_any['accuracy']:.4f}" if q_any else "-",
+            best_int8.split(f"{arch}-{dataset}-", 1)[-1] if best_int8 else "-",
+            _size(f.get("litert")), _size(q.get("litert")),
+            f"{_ms(f.get('litert'))} / {_ms(q.get('litert'))}",
+            f"{_ms(f.get('ort'))} / {_ms(q.get('ort'))}",
+        ])
+    return rows
