@@ -126,3 +126,17 @@ def test_registry_facts():
     for spec in DATASETS.values():
         assert all(spec.official_sha256(name) for name in spec.filenames()), spec.name
         assert len(set(spec.labels)) == spec.num_classes
+
+
+def test_no_download_flag_reaches_every_stage(tmp_path, monkeypatch, capsys):
+    """--no-download on train (not only `data`): the dataset is loaded deep inside the stage, and must not download."""
+    from edge_emnist.cli import main
+    from edge_emnist.data import download as dl
+
+    monkeypatch.delenv("EDGE_EMNIST_DATA", raising=False)
+    monkeypatch.delenv("EDGE_EMNIST_NO_DOWNLOAD", raising=False)
+    monkeypatch.setattr(dl, "download", lambda *a, **k: pytest.fail("downloaded despite --no-download"))
+    code = main(["train", "--arch", "lenet5", "--dataset", "mnist", "--epochs", "1", "--cache-dir", str(tmp_path),
+                 "--run-dir", str(tmp_path / "run"), "--no-download"])
+    assert code == 2 and "not in the cache" in capsys.readouterr().err
+    monkeypatch.delenv("EDGE_EMNIST_NO_DOWNLOAD", raising=False)  # main() set it for the rest of this process
