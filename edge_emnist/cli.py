@@ -370,6 +370,13 @@ def cmd_pick(args: argparse.Namespace) -> int:
 
 # --- pipeline -----------------------------------------------------------------------------------------
 
+def _pick_constraints(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pick constraints (none: the Pareto knee)")
+    group.add_argument("--max-latency-ms", type=float, help="on p90 at batch 1")
+    group.add_argument("--max-size-kb", type=float, help="raw artifact size in KiB")
+    group.add_argument("--min-accuracy", type=float, help="test accuracy as a fraction, e.g. 0.88")
+
+
 STUDY_ARCHS = ("lenet5", "custom_resnet", "custom_vgg", "simple_cnn", "resnet50")
 
 
@@ -554,9 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qat-epochs", type=_positive_int, default=1, help="default: 1")
     p.add_argument("--threads", type=_int_list, default=(1,), help="bench thread counts (default: 1)")
     p.add_argument("--runs", type=_positive_int, default=1000, help="timed batch-1 runs per setting (default: 1000)")
-    p.add_argument("--max-latency-ms", type=float, help="pick: p90 limit at batch 1")
-    p.add_argument("--max-size-kb", type=float, help="pick: artifact size limit")
-    p.add_argument("--min-accuracy", type=float, help="pick: accuracy floor (0-1)")
+    _pick_constraints(p)
     p.add_argument("--out", type=Path, default=Path("runs/pipeline"),
                    help="folder for runs, artifacts, results, report and the pick (default: runs/pipeline)")
     _data_options(p)
@@ -618,9 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("pick", help="choose the artifact to ship from measurements on a target, with reasons",
                             description="Without constraints, names the knee of the accuracy/latency Pareto front.")
     p.add_argument("--target", default="cpu", help="a target label, or its kind before ':' (default: cpu)")
-    p.add_argument("--max-latency-ms", type=float, help="on p90 at batch 1")
-    p.add_argument("--max-size-kb", type=float, help="raw artifact size in KiB")
-    p.add_argument("--min-accuracy", type=float, help="test accuracy as a fraction, e.g. 0.88")
+    _pick_constraints(p)
     p.add_argument("--threads", type=_positive_int, help="only settings with this many threads")
     p.add_argument("--results", type=Path, nargs="+", default=[Path("benchmarks/results/bench.jsonl")])
     p.set_defaults(handler=cmd_pick)
