@@ -169,7 +169,8 @@ def _train_config(args: argparse.Namespace, arch: str):
     options = {"channels": args.channels, "input_size": args.input_size} if arch == "resnet50" else {}
     return TrainConfig(
         arch=arch, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-        lr=args.lr, momentum=args.momentum, init=args.init, patience=args.patience, seed=args.seed,
+        lr=args.lr, momentum=args.momentum, lr_schedule=args.lr_schedule, init=args.init, patience=args.patience,
+        seed=args.seed,
         val_fraction=args.val_fraction, augment=args.augment, train_limit=args.train_limit,
         mixed_precision=args.mixed_precision, distribute=args.distribute,
         model_options={k: v for k, v in options.items() if v is not None},
@@ -214,6 +215,9 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", choices=["adam", "nadam", "sgd"], default="adam")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
     parser.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: 0)")
+    parser.add_argument("--lr-schedule", choices=["constant", "plateau"], default="constant",
+                        help="plateau: halve the LR after 2 epochs without validation-loss gain (default: constant, "
+                             "the study's); --resume --lr-schedule plateau switches it on for the rest of a run")
     parser.add_argument("--init", choices=["glorot", "random", "he", "lecun"], default="glorot",
                         help="kernel initializer: Keras' glorot (default), random normal (std 0.05), he, lecun")
     parser.add_argument("--patience", type=_positive_int, default=10,

@@ -40,6 +40,11 @@ OPTIMIZERS = {
     "nadam": lambda lr, momentum: keras.optimizers.Nadam(lr),
     "sgd": lambda lr, momentum: keras.optimizers.SGD(lr, momentum=momentum),
 }
+# On a validation-loss plateau of 2 epochs, halve the learning rate (down to 1e-5); None: keep it constant.
+LR_SCHEDULES = {
+    "constant": None,
+    "plateau": lambda: keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-5),
+}
 INITIALIZERS = {
     "glorot": None,  # Keras' default (glorot_uniform): leave the builders' weights as they are
     "random": lambda seed: keras.initializers.RandomNormal(stddev=0.05, seed=seed),
@@ -66,6 +71,7 @@ class TrainConfig:
     mixed_precision: str = "auto"  # auto: on when a GPU is visible
     distribute: str = "auto"  # auto: MirroredStrategy with 2+ GPUs; none; mirrored
     model_options: dict = field(default_factory=dict)
+    lr_schedule: str = "constant"  # constant (the study's); plateau: halve the LR after 2 epochs without val-loss gain
 
     def validate(self) -> None:
         model_entry(self.arch)
@@ -79,6 +85,7 @@ class TrainConfig:
             (0 < self.val_fraction < 1, "validation fraction must be between 0 and 1"),
             (self.mixed_precision in ("auto", "on", "off"), "mixed precision must be auto, on or off"),
             (self.distribute in ("auto", "none", "mirrored"), "distribute must be auto, none or mirrored"),
+            (self.lr_schedule in LR_SCHEDULES, f"LR schedule must be one of {', '.join(LR_SCHEDULES)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -212,7 +219,9 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> TrainC
             raise EdgeEmnistError(f"{run_dir} already holds a run; pass --resume to continue it, "
                                   "or choose another --run-dir")
         saved = TrainConfig(**json.loads(config_path.read_text()))
-        saved.epochs = config.epochs  # the one setting a resume may change: train for longer
+        saved.epochs = config.epochs  # a resume may train for longer,
+        if config.lr_schedule != "constant":  # and may switch on a schedule (never silently off)
+            saved.lr_schedule = config.lr_schedule
         return saved
     if resume and not run_dir.exists():
         raise EdgeEmnistError(f"nothing to resume in {run_dir}: it does not exist")
@@ -283,7 +292,9 @@ def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = Fa
     _save_config(config, run_dir)
 
     initial_epoch = int(epoch_var.numpy())
-    callbacks = [EpochCheckpoint(run_dir, history, manager, epoch_var, config)]
+    callbacks = [EpochCheckpoint(run_dir, history, manager, epoch_var, config)]  # first: logs the epoch's own LR
+    if LR_SCHEDULES[config.lr_schedule]:
+        callbacks.append(LR_SCHEDULES[config.lr_schedule]())
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     if initial_epoch < config.epochs and not should_stop(history, config.patience):

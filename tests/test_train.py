@@ -61,6 +61,22 @@ def test_resume_extends_a_finished_run(tiny_data, tmp_path):
     assert [row["epoch"] for row in read_history(tmp_path / "run")] == [1, 2, 3] and metrics["epochs_run"] == 3
 
 
+def test_resume_can_switch_on_the_plateau_schedule(tiny_data, tmp_path):
+    from edge_emnist.train import LR_SCHEDULES
+
+    train(config(epochs=1), tmp_path / "run", data_dir=tiny_data, verbose=0)
+    train(config(epochs=2), tmp_path / "run", resume=True, data_dir=tiny_data, verbose=0)  # default: unchanged
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lr_schedule"] == "constant"
+    train(config(epochs=3, lr_schedule="plateau"), tmp_path / "run", resume=True, data_dir=tiny_data, verbose=0)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lr_schedule"] == "plateau"
+    train(config(epochs=4), tmp_path / "run", resume=True, data_dir=tiny_data, verbose=0)  # never silently off
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lr_schedule"] == "plateau"
+    callback = LR_SCHEDULES["plateau"]()
+    assert (callback.monitor, callback.factor, callback.patience) == ("val_loss", 0.5, 2)
+    with pytest.raises(EdgeEmnistError, match="LR schedule must be one of"):
+        train(config(lr_schedule="cosine"), tmp_path / "other", data_dir=tiny_data, verbose=0)
+
+
 def test_killed_run_resumes_where_it_stopped(tiny_data, tmp_path):
     run = tmp_path / "run"
     argv = [sys.executable, "-m", "edge_emnist.cli", "train", "--arch", "lenet5", "--dataset", "emnist-balanced",
