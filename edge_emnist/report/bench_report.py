@@ -56,11 +56,14 @@ def pareto_plot(points: list[dict], target: str, output: Path) -> Path:
             lw=1, label="Pareto front", zorder=2)
     ax.scatter([best["latency"]["p90_ms"]], [100 * best["accuracy"]], s=180, facecolors="none",
                edgecolors="crimson", lw=1.5, label="knee", zorder=4)
-    for i, p in enumerate(front):  # labels alternate above and below the line so neighbours do not overlap
-        name = p["artifact"].rsplit(".", 1)[0]
-        ax.annotate(f"{name} ({p['runtime']}, {p['settings'].get('threads')}t)",
-                    (p["latency"]["p90_ms"], 100 * p["accuracy"]), textcoords="offset points",
-                    xytext=(6, 5) if i % 2 == 0 else (6, -11), fontsize=7)
+    # Front points get a number beside the marker and a key in the corner: long names never collide.
+    key = []
+    for number, p in enumerate(front, 1):
+        ax.annotate(str(number), (p["latency"]["p90_ms"], 100 * p["accuracy"]), textcoords="offset points",
+                    xytext=(6, -3), fontsize=8, fontweight="bold")
+        key.append(f"{number}  {p['artifact']} ({p['runtime']}, {p['settings'].get('threads')}t)")
+    ax.text(0.99, 0.02, "\n".join(key), transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
+            family="monospace", bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})
     ax.set_xscale("log")
     ax.margins(x=0.25, y=0.1)
     ax.set_xlabel("p90 latency at batch 1 (ms, log scale)")
