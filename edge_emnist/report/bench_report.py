@@ -9,7 +9,7 @@ from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.report.pareto import knee, pareto_front
 from edge_emnist.report.results import candidates, latest, skipped
 from edge_emnist.report.summary import HEADERS as SUMMARY_HEADERS
-from edge_emnist.report.summary import summary_rows
+from edge_emnist.report.summary import INT8_HEADERS, int8_rows, summary_rows
 from edge_emnist.report.tables import markdown_table
 
 HEADERS = ["artifact", "runtime", "threads", "accuracy", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms",
@@ -96,9 +96,14 @@ def _summary_section(records: list[dict], target: str, exported: Path) -> list[s
     rows = summary_rows(records, target, exported)
     if not rows:
         return []
-    return ["Per architecture, at batch 1 and 1 thread (int8: the most accurate int8 artifact measured; "
+    lines = ["Per architecture, at batch 1 and 1 thread (int8: the most accurate int8 artifact measured; "
             "parameters, MACs and s/epoch from the float32 artifact's card and its training run):", "",
             markdown_table(SUMMARY_HEADERS, rows), ""]
+    changes = int8_rows(records, target)
+    if changes:
+        lines += ["int8 against the float32 export of the same trained model (test accuracy through each "
+                  "artifact's runtime, 1 thread):", "", markdown_table(INT8_HEADERS, changes), ""]
+    return lines
 
 
 def write_report(records: list[dict], out_dir: Path, command: str = "", exported: Path = Path("exported")) -> Path:

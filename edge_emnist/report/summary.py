@@ -79,3 +79,20 @@ def summary_rows(records: list[dict], target: str, exported: Path = Path("export
             f"{_ms(f.get('ort'))} / {_ms(q.get('ort'))}",
         ])
     return rows
+
+
+INT8_HEADERS = ["int8 artifact", "runtime", "int8 acc.", "float32 source", "float32 acc.", "change (points)"]
+
+
+def int8_rows(records: list[dict], target: str) -> list[list[str]]:
+    """Every int8 artifact against the float32 export of the trained run it descends from (same runtime)."""
+    pool = candidates(records, target, threads=1)
+    float32 = {(r["arch"], r["dataset"], r["runtime"]): r for r in pool
+               if r.get("quantize") == "none" and not r.get("optimization")}
+    rows = []
+    for r in sorted((r for r in pool if r.get("quantize") == "int8"), key=lambda r: (r["arch"], r["artifact"])):
+        source = float32.get((r["arch"], r["dataset"], r["runtime"]))
+        if source:
+            rows.append([r["artifact"], r["runtime"], f"{r['accuracy']:.4f}", source["artifact"],
+                         f"{source['accuracy']:.4f}", f"{100 * (r['accuracy'] - source['accuracy']):+.2f}"])
+    return rows
