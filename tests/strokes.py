@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 PAD = 280
@@ -27,7 +29,7 @@ def render(strokes, size: int = PAD, width: float = LINE_WIDTH) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     ink = np.zeros((size, size))
     for stroke in strokes:
-        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+        for (x0, y0), (x1, y1) in pairwise(stroke):
             dx, dy = x1 - x0, y1 - y0
             t = np.clip(((xx - x0) * dx + (yy - y0) * dy) / (dx * dx + dy * dy), 0, 1)
             distance = np.hypot(xx - (x0 + t * dx), yy - (y0 + t * dy))

@@ -76,7 +76,8 @@ def test_report_and_pick(artifacts, tmp_path, capsys):
     assert cells[2:4] == ["61,706", "416,520"]  # LeNet-5 at 10 classes: 64,851 - 37 x 85; 419,628 - 37 x 84
     assert float(cells[4]) > 0 and cells[7] == "int8"
     assert all(" / " in c and "-" not in c for c in cells[10:12])
-    (change,) = [line for line in report.splitlines() if line.startswith("| lenet5-mnist-int8.tflite |")]
+    (change,) = [line for line in report.splitlines()
+                 if line.startswith("| lenet5-mnist-int8.tflite |") and "fp32.tflite" in line]
     cells = [c.strip() for c in change.strip("|").split("|")]
     assert cells[3] == "lenet5-mnist-fp32.tflite"
     assert float(cells[5]) == pytest.approx(100 * (float(cells[2]) - float(cells[4])), abs=0.011)

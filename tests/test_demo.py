@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +223,7 @@ def draw(driver, canvas, strokes) -> None:
         x, y = stroke[0]
         actions.move_to_element_with_offset(canvas, round(x * scale_x - size["width"] / 2),
                                             round(y * scale_y - size["height"] / 2)).click_and_hold()
-        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+        for (x0, y0), (x1, y1) in pairwise(stroke):
             steps = max(1, int(np.hypot(x1 - x0, y1 - y0) // 12))
             for i in range(1, steps + 1):
                 nx, ny = x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps
