@@ -133,8 +133,9 @@ def test_qat_follows_pruning_and_keeps_its_zeros(trained):
     if not (trained / "run-p50").exists():
         optimize_run(trained / "run", prune=PruneConfig(0.5), epochs=1, output=trained / "run-p50",
                      data_dir=trained / "data", verbose=0)
-    metrics = optimize_run(trained / "run-p50", qat=True, epochs=1, data_dir=trained / "data", verbose=0)
-    run = open_run(trained / "run-p50-qat")
+    metrics = optimize_run(trained / "run-p50", qat=True, epochs=1, output=trained / "run-p50-then-qat",
+                           data_dir=trained / "data", verbose=0)
+    run = open_run(trained / "run-p50-then-qat")
     assert run.tag == "p50-qat" and run.optimization["qat"]["prune_preserving"]
     assert run.optimization["source_tag"] == "p50" and run.optimization["pruning"]["sparsity"] == 0.5
     assert metrics["sparsity"]["total"] == pytest.approx(0.5, abs=0.01)
