@@ -90,9 +90,12 @@ class Pipeline:
 
     # --- where things go -------------------------------------------------------------------------------
     def run_dir(self, arch: str, kind: str) -> Path:
-        suffix = {"trained": "", "pruned": f"-p{round(100 * self.config.sparsity)}",
-                  "qat": f"-p{round(100 * self.config.sparsity)}-qat"}[kind]
-        return self.out / "runs" / f"{arch}-{self.config.dataset}{suffix}"
+        """The run folders' names follow the same optimization tag as `edge-emnist prune`/`qat` (RUN-p50-qat)."""
+        from edge_emnist.runs import optimization_tag
+
+        tag = {"trained": "", "pruned": optimization_tag(self.config.sparsity, None, False),
+               "qat": optimization_tag(self.config.sparsity, None, True)}[kind]
+        return self.out / "runs" / f"{arch}-{self.config.dataset}{'-' + tag if tag else ''}"
 
     @property
     def exported(self) -> Path:
