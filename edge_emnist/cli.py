@@ -358,7 +358,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     records = load_records(args.results)
     command = "edge-emnist report " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "edge-emnist report"
-    print(f"wrote {write_report(records, args.out, command=command, exported=args.exported)}")
+    print(f"wrote {write_report(records, args.out, command=command, card_dirs=args.exported)}")
     return 0
 
 
@@ -620,8 +620,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("report", help="Markdown table, Pareto plot per target and size bars from results")
     p.add_argument("--results", type=Path, nargs="+", default=[Path("benchmarks/results/bench.jsonl")])
     p.add_argument("--out", type=Path, default=Path("benchmarks/report"), help="default: benchmarks/report/")
-    p.add_argument("--exported", type=Path, default=Path("exported"),
-                   help="where the artifacts' model cards are, for the per-architecture summary (default: exported/)")
+    p.add_argument("--exported", type=Path, nargs="+", default=[Path("exported")], metavar="DIR",
+                   help="folders holding the artifacts' model cards, searched in order, for the per-architecture "
+                        "summary (default: exported/)")
     p.set_defaults(handler=cmd_report)
 
     p = commands.add_parser("pick", help="choose the artifact to ship from measurements on a target, with reasons",

@@ -197,7 +197,7 @@ class Pipeline:
         command = (f"edge-emnist report --results {self.results} --out {self.out / 'report'} "
                    f"--exported {self.exported}")
         return {"report": str(write_report(load_records([self.results]), self.out / "report", command=command,
-                                         exported=self.exported))}
+                                         card_dirs=[self.exported]))}
 
     def _pick(self) -> dict:
         from edge_emnist.export.card import card_path

@@ -84,6 +84,16 @@ def test_report_and_pick(artifacts, tmp_path, capsys):
     pngs = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
     assert pngs[-1] == "sizes.png" and pngs[0].startswith("pareto-cpu-")
 
+    # cards are searched folder by folder (measured artifacts too big to ship keep theirs elsewhere)
+    empty = tmp_path / "no-cards"
+    empty.mkdir()
+    for folders, parameters in (([empty], "-"), ([empty, root / "exported"], "61,706")):
+        assert main(["report", "--results", str(results), "--out", str(tmp_path / "again"),
+                     "--exported", *map(str, folders)]) == 0
+        (summary,) = [line for line in (tmp_path / "again" / "report.md").read_text().splitlines()
+                      if line.startswith("| lenet5 | mnist |")]
+        assert summary.strip("|").split("|")[2].strip() == parameters
+
     capsys.readouterr()
     assert main(["pick", "--results", str(results), "--max-size-kb", "150"]) == 0
     first = capsys.readouterr().out.splitlines()[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from edge_emnist.io import atomic_path, save_figure
@@ -92,8 +93,8 @@ def size_plot(records: list[dict], output: Path) -> Path:
     return save_figure(fig, output)
 
 
-def _summary_section(records: list[dict], target: str, exported: Path) -> list[str]:
-    rows = summary_rows(records, target, exported)
+def _summary_section(records: list[dict], target: str, card_dirs: Sequence[Path]) -> list[str]:
+    rows = summary_rows(records, target, card_dirs)
     if not rows:
         return []
     lines = ["Per architecture, at batch 1 and 1 thread (int8: the most accurate int8 artifact measured; "
@@ -106,7 +107,8 @@ def _summary_section(records: list[dict], target: str, exported: Path) -> list[s
     return lines
 
 
-def write_report(records: list[dict], out_dir: Path, command: str = "", exported: Path = Path("exported")) -> Path:
+def write_report(records: list[dict], out_dir: Path, command: str = "",
+                 card_dirs: Sequence[Path] = (Path("exported"),)) -> Path:
     current = latest(records)
     targets = sorted({r["target"] for r in current})
     lines = ["# Benchmark report", ""]
@@ -130,7 +132,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "", exported
             f"{host['cpu']}, {host['cores']} cores, ISA {' '.join(host['isa']) or 'n/a'}; {host['os']}; "
             f"ai-edge-litert {versions.get('ai-edge-litert')}, onnxruntime {versions.get('onnxruntime')}.",
             "", f"![accuracy vs latency](pareto-{slug}.png)", "",
-            *_summary_section(records, target, exported),
+            *_summary_section(records, target, card_dirs),
             f"Pareto front: {', '.join(p['artifact'] + ' (' + p['runtime'] + ')' for p in front)}. "
             f"Knee: **{best['artifact']}** on {best['runtime']}.", "",
             "Latency at batch 1; accuracy on the full test split through the artifact's runtime.", "",

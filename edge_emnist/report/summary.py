@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from edge_emnist.export.card import card_path
@@ -44,7 +45,16 @@ def _size(record: dict | None) -> str:
     return f"{record['size_bytes'] / 1024:,.0f} ({record['gzip_bytes'] / 1024:,.0f})" if record else "-"
 
 
-def summary_rows(records: list[dict], target: str, exported: Path = Path("exported")) -> list[list[str]]:
+def _card(artifact: str, card_dirs: Sequence[Path]) -> dict:
+    """The first card found: measured artifacts too big to ship keep their cards outside exported/."""
+    for folder in card_dirs:
+        card = _read_json(card_path(folder / artifact))
+        if card:
+            return card
+    return {}
+
+
+def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (Path("exported"),)) -> list[list[str]]:
     """Rows for HEADERS; the int8 column is the most accurate int8 artifact measured (PTQ, QAT or pruned)."""
     pool = candidates(records, target, threads=1)
     by_model: dict[tuple, list[dict]] = defaultdict(list)
@@ -63,7 +73,7 @@ def summary_rows(records: list[dict], target: str, exported: Path = Path("export
         best_int8 = max(int8, key=lambda s: max(x["accuracy"] for x in by_stem[s].values())) if int8 else None
         f, q = by_stem.get(best_fp32, {}), by_stem.get(best_int8, {})
         f_any, q_any = f.get("litert") or f.get("ort"), q.get("litert") or q.get("ort")
-        card = _read_json(card_path(exported / f_any["artifact"])) if f_any else {}
+        card = _card(f_any["artifact"], card_dirs) if f_any else {}
         model, training = card.get("model") or {}, _training(card)
         params = model.get("trainable_params") or training.get("trainable_params")
         rows.append([
