@@ -104,6 +104,14 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from edge_emnist.data.sanity import check_labels
+
+    check = check_labels(_load(args, ("train", "test")), references=args.references, queries=args.queries)
+    print(check.line())
+    return 0 if check.ok else 1
+
+
 def cmd_data_stats(args: argparse.Namespace) -> int:
     from edge_emnist.data.inspect import class_counts
     from edge_emnist.data.viz import class_histogram
@@ -484,6 +492,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, help="also write the table as CSV")
     _data_options(p)
     p.set_defaults(handler=cmd_data_stats)
+
+    p = data_cmds.add_parser("check", help="do the labels belong to the images? (1-NN on pixels, seconds)",
+                             description="Checksums prove the files are the published ones, not that labels and "
+                                         "images line up. This classifies test images by their nearest train "
+                                         "image; shuffled labels fall to frequency guessing. Exit status 1 when "
+                                         "the accuracy is under twice the guessing level.")
+    _dataset_option(p)
+    p.add_argument("--references", type=_positive_int, default=5000, help="train images used (default: 5000)")
+    p.add_argument("--queries", type=_positive_int, default=1000, help="test images classified (default: 1000)")
+    _data_options(p)
+    p.set_defaults(handler=cmd_data_check)
 
     p = data_cmds.add_parser("download", help="download the official release into the cache, sha256-verified")
     _dataset_option(p)

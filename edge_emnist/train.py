@@ -193,6 +193,7 @@ def plot_learning_curves(history: list[dict], output: Path, title: str = "") -> 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in history]
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
@@ -200,6 +201,7 @@ def plot_learning_curves(history: list[dict], output: Path, title: str = "") -> 
         ax.plot(epochs, [r[key] for r in history], "o-", ms=3, label=f"train {label}")
         ax.plot(epochs, [r[f"val_{key}"] for r in history], "s-", ms=3, label=f"validation {label}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.25 on short runs
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(frameon=False)

@@ -2,6 +2,7 @@ import csv
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from edge_emnist.cli import main
@@ -96,3 +97,27 @@ def test_console_script_help():
     result = subprocess.run([sys.executable, "-m", "edge_emnist.cli", "data", "show", "--help"],
                             capture_output=True, text=True, check=True)
     assert "--dataset" in result.stdout and "EDGE_EMNIST_DATA" in result.stdout
+
+
+def test_check_passes_matching_labels_and_flags_shuffled_ones(tmp_path, capsys):
+    spec = get_dataset("emnist-bymerge")
+    folder = tmp_path / "emnist"
+    written = write_tiny(spec, folder, counts={"train": 4 * 47, "test": 2 * 47}, noise=40)
+    code, out, _ = run(capsys, "data", "check", "--dataset", "emnist-bymerge", "--data-dir", str(folder))
+    assert code == 0 and "labels match the images" in out and "188 train -> 94 test" in out
+    assert float(out.split("accuracy ")[1].split()[0]) > 0.9
+    # the same images with the train labels shuffled: what a derived copy pairing the wrong files looks like
+    labels = written["train"][1].copy()
+    np.random.default_rng(1).shuffle(labels)
+    write_idx(folder / spec.filename("train", "labels"), labels.astype(np.uint8))
+    code, out, _ = run(capsys, "data", "check", "--dataset", "emnist-bymerge", "--data-dir", str(folder))
+    assert code == 1 and "LABELS DO NOT MATCH THE IMAGES" in out
+
+
+def test_check_bad_inputs_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "check", "--dataset", "emnist-bymerge", "--queries", "0"])
+    assert "must be" in capsys.readouterr().err
+    code = main(["data", "check", "--dataset", "mnist", "--data-dir", str(tmp_path), "--no-download"])
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("\n") == 1 and err.startswith("edge-emnist: error:")

@@ -107,3 +107,12 @@ def test_committed_lenet5_exports_int8_within_one_point(shared_data, tmp_path):
     for accuracy in (tflite_accuracy, onnx_accuracy):
         assert accuracy >= card["accuracy"]["keras"] - 0.01
     assert tflite_accuracy == pytest.approx(card["accuracy"]["artifact"])
+
+
+@pytest.mark.parametrize(("name", "matches"), [("emnist-bymerge", True), ("emnist-balanced", True),
+                                               ("emnist-byclass", False), ("emnist-letters", False)])
+def test_label_check_on_emnist_dev(shared_data, name, matches):
+    """emnist-dev's byclass and letters views pair bymerge's image order with byclass's labels (see docs/data.md)."""
+    from edge_emnist.data.sanity import check_labels
+
+    assert check_labels(load_dataset(name, shared_data / "emnist-dev")).ok is matches
