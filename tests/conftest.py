@@ -70,4 +70,5 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never read the user's data settings or cache, and never download."""
     monkeypatch.delenv("EDGE_EMNIST_DATA", raising=False)
     monkeypatch.delenv("EDGE_EMNIST_MIRROR", raising=False)
+    monkeypatch.delenv("EDGE_EMNIST_NO_DOWNLOAD", raising=False)  # `--no-download` sets it for the process
     monkeypatch.setenv("EDGE_EMNIST_CACHE", str(tmp_path / "cache"))
