@@ -1,11 +1,11 @@
 """Do the labels belong to the images? A cheap test before hours of training.
 
 Checksums prove the bytes are the ones published, not that labels and images line up: a derived copy
-that pairs one file's images with another file's labels (EMNIST's byclass and bymerge list the same
-writers in different orders) passes every checksum and trains to chance, at the cost of a whole run.
-A 1-nearest-neighbour classifier on raw pixels needs no training and reads real handwriting far above
-chance (MNIST about 0.9, EMNIST bymerge about 0.7 with a few thousand references), while shuffled
-labels leave it at the level of guessing the class frequencies.
+that pairs one file's images with another file's labels (EMNIST's byclass and bymerge test files do not
+hold the same images in the same order) passes every checksum and trains to chance, at the cost of a
+whole run. A 1-nearest-neighbour classifier on raw pixels needs no training and reads real handwriting
+far above chance (with 5,000 references: MNIST 0.95, EMNIST bymerge 0.65), while shuffled labels leave
+it at the level of guessing the class frequencies.
 """
 
 from __future__ import annotations
