@@ -10,6 +10,7 @@ import pytest
 
 from edge_emnist.data.idx import write_idx
 from edge_emnist.data.registry import SPLITS, DatasetSpec, get_dataset
+from edge_emnist.data.source import NO_DOWNLOAD_ENV
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -70,5 +71,5 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never read the user's data settings or cache, and never download."""
     monkeypatch.delenv("EDGE_EMNIST_DATA", raising=False)
     monkeypatch.delenv("EDGE_EMNIST_MIRROR", raising=False)
-    monkeypatch.delenv("EDGE_EMNIST_NO_DOWNLOAD", raising=False)  # `--no-download` sets it for the process
+    monkeypatch.delenv(NO_DOWNLOAD_ENV, raising=False)  # `--no-download` sets it for the process
     monkeypatch.setenv("EDGE_EMNIST_CACHE", str(tmp_path / "cache"))
