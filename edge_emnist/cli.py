@@ -112,6 +112,19 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 0 if check.ok else 1
 
 
+def cmd_data_derive_letters(args: argparse.Namespace) -> int:
+    from edge_emnist.data.registry import get_dataset
+    from edge_emnist.data.source import locate
+    from edge_emnist.data.views import derive_letters
+
+    source = locate(get_dataset(args.source), args.data_dir, args.cache_dir, download=not args.no_download)
+    counts = derive_letters(source, args.out, args.source)
+    print(f"wrote emnist-letters to {args.out} from {args.source} in {source}: "
+          f"{counts['train']:,} train / {counts['test']:,} test images; "
+          f"use it with --data-dir {args.out}")
+    return 0
+
+
 def cmd_data_stats(args: argparse.Namespace) -> int:
     from edge_emnist.data.inspect import class_counts
     from edge_emnist.data.viz import class_histogram
@@ -503,6 +516,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", type=_positive_int, default=1000, help="test images classified (default: 1000)")
     _data_options(p)
     p.set_defaults(handler=cmd_data_check)
+
+    p = data_cmds.add_parser("derive-letters", help="write a letters view from bymerge's files (case merged)",
+                             description="The letters task (26 classes, upper and lower case merged) re-derived "
+                                         "from a 47-class view's images and labels: its digits dropped, a and A "
+                                         "both become A. For local data whose letters files are unusable "
+                                         "(`edge-emnist data check`); the result is not the official letters "
+                                         "split, and its provenance says so.")
+    p.add_argument("--source", default="emnist-bymerge", choices=["emnist-bymerge", "emnist-balanced"],
+                   help="the view to derive from (default: emnist-bymerge)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the four letters files")
+    _data_options(p)
+    p.set_defaults(handler=cmd_data_derive_letters)
 
     p = data_cmds.add_parser("download", help="download the official release into the cache, sha256-verified")
     _dataset_option(p)

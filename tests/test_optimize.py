@@ -49,6 +49,14 @@ def onnx_weight_zeros(path) -> float:
     return sum(int(np.sum(a == 0)) for a in kernels) / sum(a.size for a in kernels)
 
 
+def onnx_int8_weight_zeros(path) -> float:
+    """Zero fraction over the int8 kernels; fails if the kernels were left as float32."""
+    graph = onnx.load(str(path)).graph
+    kernels = [numpy_helper.to_array(t) for t in graph.initializer if len(t.dims) >= 2]
+    assert kernels and all(k.dtype == np.int8 for k in kernels), [k.dtype for k in kernels]
+    return sum(int(np.sum(k == 0)) for k in kernels) / sum(k.size for k in kernels)
+
+
 def test_pruned_run_keeps_zeros_into_smaller_artifacts(trained, tmp_path):
     pruned = trained / "run-p50"
     metrics = optimize_run(trained / "run", prune=PruneConfig(0.5, "polynomial"), epochs=2, output=pruned,
@@ -91,6 +99,7 @@ def test_pruning_preserving_qat_keeps_sparsity_into_int8(trained, tmp_path):
     (tflite, onnx_path) = export_run(output, ExportOptions(quantize="int8", out_dir=tmp_path),
                                      data_dir=trained / "data", log=lambda _: None)
     assert tflite_weight_zeros(tflite) >= 0.45
+    assert onnx_int8_weight_zeros(onnx_path) >= 0.45  # QAT's int8 weights, stored as int8, zeros kept
     card = json.loads(tflite.with_suffix(".tflite.json").read_text())
     assert card["source"]["optimization"]["qat"]["prune_preserving"] is True
     with pytest.raises(EdgeEmnistError, match="quantization-aware"):

@@ -116,3 +116,13 @@ def test_label_check_on_emnist_dev(shared_data, name, matches):
     from edge_emnist.data.sanity import check_labels
 
     assert check_labels(load_dataset(name, shared_data / "emnist-dev")).ok is matches
+
+
+def test_letters_derived_from_emnist_dev_bymerge_pass_the_label_check(shared_data, tmp_path):
+    """The fix for the unusable emnist-dev letters view: letters re-derived from its (sound) bymerge view."""
+    from edge_emnist.data.sanity import check_labels
+    from edge_emnist.data.views import derive_letters
+
+    counts = derive_letters(shared_data / "emnist-dev", tmp_path)
+    assert counts == {"train": 47_036, "test": 11_760}
+    assert check_labels(load_dataset("emnist-letters", tmp_path)).ok

@@ -19,7 +19,7 @@ from edge_emnist.data import load_dataset
 from edge_emnist.data.download import sha256_of
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export import card as cards
-from edge_emnist.export.onnx import to_onnx, to_onnx_float32
+from edge_emnist.export.onnx import to_onnx, to_onnx_qat
 from edge_emnist.export.tflite import IO_TYPES, to_tflite
 from edge_emnist.io import atomic_path
 from edge_emnist.models import create_model
@@ -91,7 +91,7 @@ def _convert(model, run: Run, fmt: str, options: ExportOptions, path: Path, repr
         if fmt == "tflite":
             path.write_bytes(to_tflite(model, options.quantize, representative, options.io_type))
         elif run.qat:
-            to_onnx_float32(model, path)  # tf2onnx turns the fake-quant nodes into QuantizeLinear/DequantizeLinear
+            to_onnx_qat(model, path)
         else:
             to_onnx(model, path, options.quantize, representative)
     except EdgeEmnistError:

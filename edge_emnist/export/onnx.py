@@ -32,6 +32,20 @@ def to_onnx_float32(model, path: Path) -> None:
     onnx.save(proto, str(path))
 
 
+def to_onnx_qat(model, path: Path) -> None:
+    """A quantization-aware model: tf2onnx writes its fake-quant nodes as QuantizeLinear/DequantizeLinear for
+    the activations, and fold_weight_grids stores the weights as the int8 integers QAT trained them on."""
+    import onnx
+
+    from edge_emnist.export.onnx_qat import fold_weight_grids
+
+    to_onnx_float32(model, path)
+    proto = onnx.load(str(path))
+    fold_weight_grids(proto)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
 def _calibration_reader(images: np.ndarray, batch: int = 32):
     from onnxruntime.quantization import CalibrationDataReader
 

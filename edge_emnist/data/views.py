@@ -1,0 +1,53 @@
+"""EMNIST views re-derived from another view's files, for local data whose own view is unusable.
+
+The letters view is the bymerge view without its digits, each letter class mapped to its case-merged
+letter (bymerge's `a` and `A` both become letter 1). Unlike byclass, that needs nothing bymerge lost.
+It is not the official letters split: that one is balanced and larger; a derived view says so in its
+provenance (its files are not the official ones) and in the folder it is written to.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from edge_emnist.data.download import sha256_of
+from edge_emnist.data.idx import read_idx, write_idx
+from edge_emnist.data.registry import SPLITS, DatasetSpec, get_dataset
+from edge_emnist.errors import DataError
+from edge_emnist.io import atomic_path
+
+
+def case_merged_classes(source: DatasetSpec, letters: DatasetSpec) -> np.ndarray:
+    """For each class of `source`, its class in `letters` (0-based), or -1 for a class with no letter."""
+    index = {label.upper(): i for i, label in enumerate(letters.labels)}
+    return np.array([index.get(label.upper(), -1) for label in source.labels], dtype=np.int64)
+
+
+def derive_letters(source_dir: Path, out_dir: Path, source: str = "emnist-bymerge") -> dict[str, int]:
+    """Write the emnist-letters files into `out_dir` from `source`'s files in `source_dir`; returns counts."""
+    spec, letters = get_dataset(source), get_dataset("emnist-letters")
+    to_letter = case_merged_classes(spec, letters)
+    counts = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        images = read_idx(source_dir / spec.filename(split, "images"), rank=3, dtype=np.uint8)
+        labels = read_idx(source_dir / spec.filename(split, "labels"), rank=1, dtype=np.uint8).astype(np.int64)
+        if len(labels) != len(images) or (len(labels) and labels.max() >= spec.num_classes):
+            raise DataError(f"{source_dir}: {spec.name} {split} labels do not fit its images or its classes")
+        mapped = to_letter[labels - spec.label_offset]
+        keep = mapped >= 0
+        for kind, array in (("images", images[keep]), ("labels", (mapped[keep] + letters.label_offset))):
+            with atomic_path(out_dir / letters.filename(split, kind)) as tmp:
+                write_idx(tmp, array.astype(np.uint8), compress=True)
+        counts[split] = int(keep.sum())
+    for extra in letters.extra_files:  # the mapping file, where the source folder has it
+        if (source_dir / extra).exists():
+            shutil.copyfile(source_dir / extra, out_dir / extra)
+    # `edge-emnist data verify` checks derived folders against their SHA256SUMS
+    sums = "".join(f"{sha256_of(out_dir / name)}  {name}\n" for name in letters.filenames())
+    with atomic_path(out_dir / "SHA256SUMS") as tmp:
+        tmp.write_text(sums)
+    return counts
