@@ -26,6 +26,14 @@ def test_roundtrip_gzip_and_raw(tmp_path, name):
     assert read_idx_shape(tmp_path / name) == (2, 28, 28)
 
 
+def test_gzip_bytes_depend_on_the_array_only(tmp_path):
+    """Derived datasets are fingerprinted by sha256: writing the same array twice must give the same file."""
+    array = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    write_idx(tmp_path / "a-idx3-ubyte.gz", array)
+    write_idx(tmp_path / ".tmp-123.other-name-idx3-ubyte.gz", array)  # as an atomic write names it
+    assert (tmp_path / "a-idx3-ubyte.gz").read_bytes() == (tmp_path / ".tmp-123.other-name-idx3-ubyte.gz").read_bytes()
+
+
 @settings(max_examples=40, deadline=None)
 @given(hnp.arrays(st.sampled_from([np.uint8, np.int8, np.dtype(">i4"), np.dtype("<f4")]),
                   hnp.array_shapes(min_dims=1, max_dims=4, max_side=5)))

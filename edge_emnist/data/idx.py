@@ -99,8 +99,8 @@ def write_idx(path: Path, array: np.ndarray, *, compress: bool | None = None) ->
     payload = header + np.ascontiguousarray(array, dtype=big_endian).tobytes()
     if compress is None:
         compress = path.suffix == ".gz"
-    if compress:
-        with gzip.GzipFile(path, "wb", mtime=0) as f:
+    if compress:  # no name and no time in the gzip header: the same array always gives the same bytes
+        with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
             f.write(payload)
     else:
         path.write_bytes(payload)
