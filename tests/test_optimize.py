@@ -146,6 +146,7 @@ def test_qat_follows_pruning_and_keeps_its_zeros(trained):
                            data_dir=trained / "data", verbose=0)
     run = open_run(trained / "run-p50-then-qat")
     assert run.tag == "p50-qat" and run.optimization["qat"]["prune_preserving"]
+    assert run.optimization["qat"]["calibrated_ranges"] == 3  # lenet5: two output and one post-activation range
     assert run.optimization["source_tag"] == "p50" and run.optimization["pruning"]["sparsity"] == 0.5
     assert metrics["sparsity"]["total"] == pytest.approx(0.5, abs=0.01)
 
@@ -172,3 +173,23 @@ class _no_raise:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_qat_starts_from_calibrated_activation_ranges():
+    """tfmot starts every activation range at [-6, 6]; a ReLU output must start at [0, its observed max]."""
+    from edge_emnist.backend import keras
+    from edge_emnist.models import create_model
+    from edge_emnist.optimize.qat import _range_variables, calibrate_ranges, quantize_wrap
+
+    model = create_model("simple_cnn", 10)
+    images = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+    conv1 = keras.Model(model.input, model.get_layer("conv1").output)(images).numpy()  # ReLU inside conv1
+    quantized = quantize_wrap(model)
+    variables = _range_variables(quantized)
+    assert set(variables) == {"conv1", "conv2", "fc1", "logits"}
+    assert {float(v["min"].numpy()) for v in variables.values()} == {-6.0}  # what calibration replaces
+    settled = calibrate_ranges(model, quantized, images, batch_size=64)  # one batch: mean = that batch
+    assert set(settled) == set(variables)
+    assert float(variables["conv1"]["min"].numpy()) == 0.0
+    assert float(variables["conv1"]["max"].numpy()) == pytest.approx(conv1.max(), rel=1e-5)
+    assert float(variables["logits"]["min"].numpy()) < 0  # a linear output keeps its negative side

@@ -12,15 +12,19 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from edge_emnist.backend import keras
 from edge_emnist.data import load_dataset
 from edge_emnist.data.download import sha256_of
 from edge_emnist.data.pipeline import make_dataset
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.optimize import prune as pruning
-from edge_emnist.optimize.qat import quantize_wrap
+from edge_emnist.optimize.qat import calibrate_ranges, quantize_wrap
 from edge_emnist.runs import Run, open_run, optimization_tag
 from edge_emnist.train import training_split
+
+CALIBRATION_IMAGES = 512  # train images that set the activation ranges before QAT starts
 
 
 def default_output(source: str | Path, prune: pruning.PruneConfig | None, qat: bool) -> Path:
@@ -64,8 +68,12 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "prune", [_pruning_step()])
         model = pruning.strip(model)
     keeps_zeros = bool(prune) or run.pruned  # QAT after pruning must not refill the pruned weights
+    calibrated = {}
     if qat:
-        model = quantize_wrap(model, prune_preserving=keeps_zeros)
+        float_model, model = model, quantize_wrap(model, prune_preserving=keeps_zeros)
+        picks = np.random.default_rng(run.config.seed).choice(len(x_train), min(CALIBRATION_IMAGES, len(x_train)),
+                                                              replace=False)
+        calibrated = calibrate_ranges(float_model, model, x_train[np.sort(picks)][..., None].astype(np.float32) / 255.0)
         history += _fit(model, train_ds, val_ds, qat_epochs or epochs, lr, verbose, "qat", [])
 
     test_ds = make_dataset(data.test.images, data.test.labels, batch_size=batch)
@@ -80,7 +88,8 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         "pruning": ({"sparsity": prune.sparsity, "schedule": prune.schedule,
                      "m_by_n": list(prune.m_by_n) if prune.m_by_n else None, "epochs": epochs} if prune
                     else run.optimization.get("pruning")),  # a pruned source passes its pruning on
-        "qat": {"epochs": qat_epochs or epochs, "prune_preserving": keeps_zeros} if qat else None,
+        "qat": {"epochs": qat_epochs or epochs, "prune_preserving": keeps_zeros,
+                "calibrated_ranges": len(calibrated), "calibration_images": CALIBRATION_IMAGES} if qat else None,
         "lr": lr,
         "history": history,
     }
