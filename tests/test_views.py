@@ -47,3 +47,14 @@ def test_derive_letters_without_a_source_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     with pytest.raises(SystemExit):
         main(["data", "derive-letters", "--data-dir", str(tmp_path)])  # --out is required
+
+
+def test_a_source_with_bad_labels_writes_nothing(tmp_path, capsys):
+    from edge_emnist.data.idx import write_idx
+
+    bymerge = get_dataset("emnist-bymerge")
+    write_tiny(bymerge, tmp_path / "src", counts={"train": 47, "test": 47})
+    write_idx(tmp_path / "src" / bymerge.filename("test", "labels"), np.full(47, 60, np.uint8))  # no class 60
+    code = main(["data", "derive-letters", "--data-dir", str(tmp_path / "src"), "--out", str(tmp_path / "out")])
+    assert code != 0 and "labels do not fit" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # the train split was fine, but nothing of it was written

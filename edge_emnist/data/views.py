@@ -30,8 +30,7 @@ def derive_letters(source_dir: Path, out_dir: Path, source: str = "emnist-bymerg
     """Write the emnist-letters files into `out_dir` from `source`'s files in `source_dir`; returns counts."""
     spec, letters = get_dataset(source), get_dataset("emnist-letters")
     to_letter = case_merged_classes(spec, letters)
-    counts = {}
-    out_dir.mkdir(parents=True, exist_ok=True)
+    derived = {}  # every split read and checked before anything is written
     for split in SPLITS:
         images = read_idx(source_dir / spec.filename(split, "images"), rank=3, dtype=np.uint8)
         labels = read_idx(source_dir / spec.filename(split, "labels"), rank=1, dtype=np.uint8).astype(np.int64)
@@ -39,10 +38,13 @@ def derive_letters(source_dir: Path, out_dir: Path, source: str = "emnist-bymerg
             raise DataError(f"{source_dir}: {spec.name} {split} labels do not fit its images or its classes")
         mapped = to_letter[labels - spec.label_offset]
         keep = mapped >= 0
-        for kind, array in (("images", images[keep]), ("labels", (mapped[keep] + letters.label_offset))):
+        derived[split] = {"images": images[keep], "labels": mapped[keep] + letters.label_offset}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for split, arrays in derived.items():
+        for kind, array in arrays.items():
             with atomic_path(out_dir / letters.filename(split, kind)) as tmp:
                 write_idx(tmp, array.astype(np.uint8), compress=True)
-        counts[split] = int(keep.sum())
+    counts = {split: len(arrays["labels"]) for split, arrays in derived.items()}
     for extra in letters.extra_files:  # the mapping file, where the source folder has it
         if (source_dir / extra).exists():
             shutil.copyfile(source_dir / extra, out_dir / extra)
