@@ -247,6 +247,13 @@ def training_split(config: TrainConfig, data: Dataset) -> tuple[np.ndarray, np.n
             data.train.images[val_idx], data.train.labels[val_idx])
 
 
+def calibration_sample(config: TrainConfig, x_train: np.ndarray, count: int) -> np.ndarray:
+    """A seeded sample of `count` train images as model input (NHWC floats in [0, 1]): what calibrates
+    post-training int8 and the starting activation ranges of QAT."""
+    picks = np.random.default_rng(config.seed).choice(len(x_train), size=min(count, len(x_train)), replace=False)
+    return x_train[np.sort(picks)][..., None].astype(np.float32) / 255.0
+
+
 def load_trained_model(config: TrainConfig, num_classes: int, weights: Path):
     """Rebuild a run's architecture and load its weights, compiled for evaluation."""
     model = create_model(config.arch, num_classes, **config.model_options)

@@ -26,7 +26,7 @@ from edge_emnist.models import create_model
 from edge_emnist.models.profile import macs, trainable_params
 from edge_emnist.optimize.prune import sparsity_report
 from edge_emnist.runs import Run, open_run
-from edge_emnist.train import training_split
+from edge_emnist.train import calibration_sample, training_split
 
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
 FORMATS = {"tflite": ".tflite", "onnx": ".onnx"}
@@ -126,9 +126,7 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
     data = load_dataset(run.config.dataset, data_dir, cache_dir)
     model = run.build_model(data.spec.num_classes)
     x_train, _, _, _ = training_split(run.config, data)
-    rng = np.random.default_rng(run.config.seed)
-    picks = rng.choice(len(x_train), size=min(options.calibration_size, len(x_train)), replace=False)
-    representative = x_train[np.sort(picks)][..., None].astype(np.float32) / 255.0
+    representative = calibration_sample(run.config, x_train, options.calibration_size)
     test_images = data.test.images[..., None].astype(np.float32) / 255.0
     test_labels = data.test.labels
     log(f"{run.path}: Keras reference on {len(test_labels):,} test images")

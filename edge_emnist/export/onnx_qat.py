@@ -43,18 +43,20 @@ def grid_scale(weight: np.ndarray, axis: int | None) -> np.ndarray | None:
         other = tuple(i for i in range(weight.ndim) if i != axis)
         peak = np.abs(weight).max(axis=other)
     scale = np.where(peak > 0, peak / LEVELS, 1.0).astype(np.float32)
-    shape = [1] * weight.ndim
-    if axis is not None:
-        shape[axis] = -1
-    steps = weight / scale.reshape(shape)
+    steps = _steps(weight, scale, axis)
     return scale if np.abs(steps - np.round(steps)).max() <= TOLERANCE else None
 
 
-def _quantize(weight: np.ndarray, scale: np.ndarray, axis: int | None) -> np.ndarray:
+def _steps(weight: np.ndarray, scale: np.ndarray, axis: int | None) -> np.ndarray:
+    """`weight` in units of its scale, the scale broadcast along `axis` (or one scale for all)."""
     shape = [1] * weight.ndim
     if axis is not None:
         shape[axis] = -1
-    return np.clip(np.round(weight / scale.reshape(shape)), -LEVELS, LEVELS).astype(np.int8)
+    return weight / scale.reshape(shape)
+
+
+def _quantize(weight: np.ndarray, scale: np.ndarray, axis: int | None) -> np.ndarray:
+    return np.clip(np.round(_steps(weight, scale, axis)), -LEVELS, LEVELS).astype(np.int8)
 
 
 def _input_scale(node, producers: dict, initializers: dict) -> np.ndarray | None:

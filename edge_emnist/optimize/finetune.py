@@ -12,8 +12,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from edge_emnist.backend import keras
 from edge_emnist.data import load_dataset
 from edge_emnist.data.download import sha256_of
@@ -22,7 +20,7 @@ from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.optimize import prune as pruning
 from edge_emnist.optimize.qat import calibrate_ranges, quantize_wrap
 from edge_emnist.runs import Run, open_run, optimization_tag
-from edge_emnist.train import training_split
+from edge_emnist.train import calibration_sample, training_split
 
 CALIBRATION_IMAGES = 512  # train images that set the activation ranges before QAT starts
 
@@ -71,9 +69,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     calibrated = {}
     if qat:
         float_model, model = model, quantize_wrap(model, prune_preserving=keeps_zeros)
-        picks = np.random.default_rng(run.config.seed).choice(len(x_train), min(CALIBRATION_IMAGES, len(x_train)),
-                                                              replace=False)
-        calibrated = calibrate_ranges(float_model, model, x_train[np.sort(picks)][..., None].astype(np.float32) / 255.0)
+        calibrated = calibrate_ranges(float_model, model, calibration_sample(run.config, x_train, CALIBRATION_IMAGES))
         history += _fit(model, train_ds, val_ds, qat_epochs or epochs, lr, verbose, "qat", [])
 
     test_ds = make_dataset(data.test.images, data.test.labels, batch_size=batch)

@@ -29,10 +29,12 @@ def _range_variables(quantized) -> dict[str, dict[str, tf.Variable]]:
     found: dict[str, dict[str, tf.Variable]] = {}
     for wrapper in quantized.layers:
         inner = getattr(wrapper, "layer", None)
+        if inner is None:  # the input QuantizeLayer: its [0, 1] range is already right
+            continue
         for variable in wrapper.weights:
             leaf = variable.name.split("/")[-1].split(":")[0]  # e.g. output_min
             kind, _, bound = leaf.rpartition("_")
-            if inner is not None and kind in ACTIVATION_RANGES and bound in ("min", "max"):
+            if kind in ACTIVATION_RANGES and bound in ("min", "max"):
                 found.setdefault(inner.name, {})[bound] = variable
     return found
 
