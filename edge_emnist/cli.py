@@ -118,7 +118,7 @@ def cmd_data_derive_letters(args: argparse.Namespace) -> int:
     from edge_emnist.data.views import derive_letters
 
     source = locate(get_dataset(args.source), args.data_dir, args.cache_dir, download=not args.no_download)
-    counts = derive_letters(source, args.out, args.source)
+    counts = derive_letters(source, args.out, args.source, balanced=not args.all_images)
     print(f"wrote emnist-letters to {args.out} from {args.source} in {source}: "
           f"{counts['train']:,} train / {counts['test']:,} test images; "
           f"use it with --data-dir {args.out}")
@@ -520,12 +520,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = data_cmds.add_parser("derive-letters", help="write a letters view from bymerge's files (case merged)",
                              description="The letters task (26 classes, upper and lower case merged) re-derived "
                                          "from a 47-class view's images and labels: its digits dropped, a and A "
-                                         "both become A. For local data whose letters files are unusable "
-                                         "(`edge-emnist data check`); the result is not the official letters "
-                                         "split, and its provenance says so.")
+                                         "both become A. Balanced like the official letters split (the first n "
+                                         "images of every letter in file order, n the rarest letter's count) "
+                                         "unless --all-images. For local data without a usable letters view; the "
+                                         "result is not the official letters split, and its provenance says so.")
     p.add_argument("--source", default="emnist-bymerge", choices=["emnist-bymerge", "emnist-balanced"],
                    help="the view to derive from (default: emnist-bymerge)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the four letters files")
+    p.add_argument("--all-images", action="store_true",
+                   help="keep every letter image instead of a balanced subset (more images, unequal classes)")
     _data_options(p)
     p.set_defaults(handler=cmd_data_derive_letters)
 

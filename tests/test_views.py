@@ -22,11 +22,27 @@ def test_every_bymerge_letter_maps_to_its_case_merged_letter():
     assert len(a_classes) == 2 and set(mapping[a_classes]) == {0}
 
 
-def test_derive_letters_writes_a_loadable_view(tmp_path, capsys):
+def test_derive_letters_is_balanced_by_default(tmp_path, capsys):
+    """Like the official letters split: the first n images of every letter in file order, n the rarest's count."""
     bymerge = get_dataset("emnist-bymerge")
     written = write_tiny(bymerge, tmp_path / "src", counts={"train": 2 * 47, "test": 47})
     out = tmp_path / "letters"
     assert main(["data", "derive-letters", "--data-dir", str(tmp_path / "src"), "--out", str(out)]) == 0
+    assert "52 train / 26 test" in capsys.readouterr().out  # 2 and 1 per letter: a merged letter has one class
+    letters = load_dataset("emnist-letters", out)
+    assert np.bincount(letters.train.labels, minlength=26).tolist() == [2] * 26
+    images, labels = written["test"]
+    to_letter = case_merged_classes(bymerge, get_dataset("emnist-letters"))
+    first = [int(np.flatnonzero(to_letter[labels] == letter)[0]) for letter in range(26)]
+    np.testing.assert_array_equal(letters.test.images, images[sorted(first)])  # in the source's order
+
+
+def test_derive_letters_all_images_writes_a_loadable_view(tmp_path, capsys):
+    bymerge = get_dataset("emnist-bymerge")
+    written = write_tiny(bymerge, tmp_path / "src", counts={"train": 2 * 47, "test": 47})
+    out = tmp_path / "letters"
+    assert main(["data", "derive-letters", "--data-dir", str(tmp_path / "src"), "--out", str(out),
+                 "--all-images"]) == 0
     assert "74 train / 37 test" in capsys.readouterr().out  # 47 classes less 10 digits
     letters = load_dataset("emnist-letters", out)
     assert not letters.provenance.official

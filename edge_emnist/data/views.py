@@ -2,8 +2,10 @@
 
 The letters view is the bymerge view without its digits, each letter class mapped to its case-merged
 letter (bymerge's `a` and `A` both become letter 1). Unlike byclass, that needs nothing bymerge lost.
-It is not the official letters split: that one is balanced and larger; a derived view says so in its
-provenance (its files are not the official ones) and in the folder it is written to.
+Like the official letters split it is balanced by default: each split keeps, in file order, the first n
+images of every letter, n being that split's rarest letter's count (`balanced=False` keeps every letter
+image). On ../shared/data/emnist-dev this reproduces the shared letters view exactly. It is still not the
+official split (other writers, fewer images): a derived view says so in its provenance.
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ def case_merged_classes(source: DatasetSpec, letters: DatasetSpec) -> np.ndarray
     return np.array([index.get(label.upper(), -1) for label in source.labels], dtype=np.int64)
 
 
-def derive_letters(source_dir: Path, out_dir: Path, source: str = "emnist-bymerge") -> dict[str, int]:
+def balanced_subset(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Indices, in file order, of the first n images of every class, n being the rarest class's count."""
+    members = [np.flatnonzero(labels == c) for c in range(num_classes)]
+    n = min(len(m) for m in members)
+    return np.sort(np.concatenate([m[:n] for m in members]))
+
+
+def derive_letters(source_dir: Path, out_dir: Path, source: str = "emnist-bymerge",
+                   balanced: bool = True) -> dict[str, int]:
     """Write the emnist-letters files into `out_dir` from `source`'s files in `source_dir`; returns counts."""
     spec, letters = get_dataset(source), get_dataset("emnist-letters")
     to_letter = case_merged_classes(spec, letters)
@@ -37,7 +47,7 @@ def derive_letters(source_dir: Path, out_dir: Path, source: str = "emnist-bymerg
         if len(labels) != len(images) or (len(labels) and labels.max() >= spec.num_classes):
             raise DataError(f"{source_dir}: {spec.name} {split} labels do not fit its images or its classes")
         mapped = to_letter[labels - spec.label_offset]
-        keep = mapped >= 0
+        keep = balanced_subset(mapped, letters.num_classes) if balanced else np.flatnonzero(mapped >= 0)
         derived[split] = {"images": images[keep], "labels": mapped[keep] + letters.label_offset}
     out_dir.mkdir(parents=True, exist_ok=True)
     for split, arrays in derived.items():
