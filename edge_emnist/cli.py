@@ -16,6 +16,7 @@ from pathlib import Path
 from edge_emnist import __version__
 from edge_emnist.data.registry import DATASETS
 from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.workspace import COMMITTED_RESULTS, USER_EXPORTS, USER_REPORT, USER_RESULTS
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -307,11 +308,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     formats = tuple(FORMATS) if args.format == "all" else (args.format,)
     options = ExportOptions(quantize=args.quantize, formats=formats, io_type=args.io,
-                            calibration_size=args.calibration_size, out_dir=args.out_dir)
+                            calibration_size=args.calibration_size, out_dir=args.out_dir, force=args.force)
+    refused: list[dict] = []
     for run in args.runs:
         export_run(run, options, data_dir=args.data_dir, cache_dir=args.cache_dir,
-                   log=lambda line: print(line, file=sys.stderr))
-    return 0
+                   log=lambda line: print(line, file=sys.stderr), refused=refused)
+    if refused:
+        print(f"{len(refused)} artifact(s) refused by the parity check (recorded in {options.out_dir}/refused.jsonl)",
+              file=sys.stderr)
+    return 1 if refused else 0
 
 
 def _finetune_options(parser: argparse.ArgumentParser, epochs_help: str) -> None:
@@ -336,13 +341,14 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from edge_emnist.bench.suite import BenchOptions, append_records, bench
+    from edge_emnist.bench.suite import BenchOptions, bench
+    from edge_emnist.io import append_jsonl
 
     if args.imports:
         from edge_emnist.bench.suite import import_results
 
         records = import_results(args.imports, target=args.target)
-        append_records(args.results, records)
+        append_jsonl(args.results, records)
         print(f"imported {len(records)} records into {args.results}")
         return 0
     if not args.artifacts:
@@ -388,7 +394,8 @@ def cmd_pick(args: argparse.Namespace) -> int:
     from edge_emnist.report.results import load_records
 
     constraints = Constraints(args.max_latency_ms, args.max_size_kb, args.min_accuracy)
-    _, why = pick(load_records(args.results), args.target, constraints, threads=args.threads)
+    _, why = pick(load_records(args.results), args.target, constraints, threads=args.threads,
+                  dataset=args.dataset)
     print(why)
     return 0
 
@@ -590,7 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TFLite int8 only: input/output type; uint8 takes raw pixels as they are (default: int8)")
     p.add_argument("--calibration-size", type=_positive_int, default=500,
                    help="train images used to calibrate int8 ranges (default: 500)")
-    p.add_argument("--out-dir", type=Path, default=Path("exported"), help="default: exported/")
+    p.add_argument("--out-dir", type=Path, default=USER_EXPORTS,
+                   help=f"default: {USER_EXPORTS}/ (your workspace; the shipped models are in exported/)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing artifact that was made from other weights")
     _data_options(p)
     p.set_defaults(handler=cmd_export)
 
@@ -650,8 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-accuracy", action="store_true", help="skip the test-split accuracy pass")
     p.add_argument("--no-yardstick", action="store_true", help="skip the litert-benchmark comparison")
     p.add_argument("--target", help="label for this machine in results (default: cpu:<hostname>)")
-    p.add_argument("--results", type=Path, default=Path("benchmarks/results/bench.jsonl"),
-                   help="JSONL file to append to (default: benchmarks/results/bench.jsonl)")
+    p.add_argument("--results", type=Path, default=USER_RESULTS,
+                   help=f"JSONL file to append to (default: {USER_RESULTS}; the committed measurements are "
+                        f"{COMMITTED_RESULTS})")
     ssh = p.add_argument_group("measuring on a device over SSH (needs numpy and ai-edge-litert/onnxruntime there)")
     ssh.add_argument("--ssh", metavar="USER@HOST", help="copy the runner and artifacts there, measure, bring the "
                                                         "records back labelled <arch>:<device hostname>")
@@ -664,9 +675,16 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(p)
     p.set_defaults(handler=cmd_bench)
 
-    p = commands.add_parser("report", help="Markdown table, Pareto plot per target and size bars from results")
-    p.add_argument("--results", type=Path, nargs="+", default=[Path("benchmarks/results/bench.jsonl")])
-    p.add_argument("--out", type=Path, default=Path("benchmarks/report"), help="default: benchmarks/report/")
+    p = commands.add_parser("report", help="Markdown table, Pareto plot per target and size bars from results",
+                            description="Write a Markdown report from benchmark records: per target the host, "
+                                        "a Pareto plot of accuracy against p90 latency, a per-architecture "
+                                        "summary, every measured setting, skipped targets and refused artifacts, "
+                                        "and a size chart. Reads the committed measurements unless --results "
+                                        "says otherwise; writes to your workspace unless --out says otherwise.")
+    p.add_argument("--results", type=Path, nargs="+", default=[COMMITTED_RESULTS],
+                   help=f"JSONL files (default: {COMMITTED_RESULTS}; yours: {USER_RESULTS})")
+    p.add_argument("--out", type=Path, default=USER_REPORT,
+                   help=f"default: {USER_REPORT}/ (the committed report is benchmarks/report/)")
     p.add_argument("--exported", type=Path, nargs="+", default=[Path("exported")], metavar="DIR",
                    help="folders holding the artifacts' model cards, searched in order, for the per-architecture "
                         "summary (default: exported/)")
@@ -677,7 +695,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="cpu", help="a target label, or its kind before ':' (default: cpu)")
     _pick_constraints(p)
     p.add_argument("--threads", type=_positive_int, help="only settings with this many threads")
-    p.add_argument("--results", type=Path, nargs="+", default=[Path("benchmarks/results/bench.jsonl")])
+    p.add_argument("--dataset", metavar="NAME",
+                   help="only artifacts trained on this dataset (needed when the results hold several)")
+    p.add_argument("--results", type=Path, nargs="+", default=[COMMITTED_RESULTS],
+                   help=f"JSONL files (default: {COMMITTED_RESULTS}; yours: {USER_RESULTS})")
     p.set_defaults(handler=cmd_pick)
     return parser
 

@@ -41,3 +41,40 @@ def save_figure(fig, output: str | Path) -> Path:
         fig.savefig(tmp, format="png", dpi=fig.dpi)
     plt.close(fig)
     return Path(output)
+
+
+def check_writable(folder: str | Path) -> None:
+    """Fail before long work, not after it: the folder (or its nearest existing parent) must take new files."""
+    from edge_emnist.errors import EdgeEmnistError
+
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise EdgeEmnistError(f"{folder}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise EdgeEmnistError(f"{folder}: {existing} is not writable")
+
+
+def append_jsonl(path: str | Path, records: list[dict]) -> None:
+    """Append JSON lines so that a crash never corrupts what was there: the lines are written in one call, a
+    torn last line left by an earlier crash is cut off first, and the data is flushed to disk before return."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode()
+    with open(path, "ab+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":  # a torn line from a crash: drop it rather than glue records onto it
+                f.seek(0)
+                data = f.read()
+                f.truncate(data.rfind(b"\n") + 1)
+                f.seek(0, os.SEEK_END)
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())

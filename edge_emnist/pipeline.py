@@ -163,16 +163,14 @@ class Pipeline:
 
         written, refused = [], []
         for kind, quantize, formats in EXPORT_TABLE:
-            options = ExportOptions(quantize=quantize, formats=formats, out_dir=self.exported)
-            try:
-                written += export_run(self.run_dir(arch, kind), options, data_dir=self.data_dir,
-                                      cache_dir=self.cache_dir, log=self.log)
-            except EdgeEmnistError as error:
-                if quantize != "int8" or kind != "trained":
-                    raise
-                refused.append(str(error))  # post-training int8 below its bar: the QAT int8 covers it
-                self.log(f"not exported: {error}")
-        return {"artifacts": [str(p) for p in written], "refused": refused}
+            # force: this pipeline's own folder; an artifact of a re-trained stage replaces the stale one
+            options = ExportOptions(quantize=quantize, formats=formats, out_dir=self.exported, force=True)
+            # an artifact below its parity bar is recorded (refused.jsonl, the report) and the others go on
+            written += export_run(self.run_dir(arch, kind), options, data_dir=self.data_dir,
+                                  cache_dir=self.cache_dir, log=self.log, refused=refused)
+        return {"artifacts": [str(p) for p in written],
+                "refused": [{"artifact": r["artifact"], "top1_agreement": r["parity"]["top1_agreement"],
+                             "required": r["parity"]["required_top1_agreement"]} for r in refused]}
 
     def artifacts(self) -> list[Path]:
         found = []
@@ -197,7 +195,7 @@ class Pipeline:
         command = (f"edge-emnist report --results {self.results} --out {self.out / 'report'} "
                    f"--exported {self.exported}")
         return {"report": str(write_report(load_records([self.results]), self.out / "report", command=command,
-                                         card_dirs=[self.exported]))}
+                                           card_dirs=[self.exported]))}
 
     def _pick(self) -> dict:
         from edge_emnist.export.card import card_path
@@ -206,7 +204,12 @@ class Pipeline:
 
         c = self.config
         constraints = Constraints(c.max_latency_ms, c.max_size_kb, c.min_accuracy)
-        chosen, why = pick(load_records([self.results]), "cpu", constraints)
+        records = load_records([self.results])
+        if not any(r.get("accuracy") is not None for r in records):
+            refused = sum(len(self.state["done"][f"export:{a}"]["refused"]) for a in c.archs)
+            raise EdgeEmnistError(f"nothing to pick from: no artifact was measured ({refused} refused at export; "
+                                  f"see {self.exported / 'refused.jsonl'})")
+        chosen, why = pick(records, "cpu", constraints, dataset=c.dataset, artifact_dirs=[self.exported])
         picked = self.out / "picked"
         shutil.rmtree(picked, ignore_errors=True)
         picked.mkdir()

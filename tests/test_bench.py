@@ -248,9 +248,22 @@ def test_bad_bench_input_is_one_line(argv, message, capsys, monkeypatch, tmp_pat
 
 def test_corrupt_results_line(tmp_path, capsys):
     results = tmp_path / "bench.jsonl"
-    results.write_text('{"a": 1}\nnot json\n')
+    results.write_text('{"a": 1}\nnot json\n{"b": 2}\n')
     assert main(["pick", "--results", str(results)]) == 2
     assert f"{results}:2 is not a JSON record" in capsys.readouterr().err
+
+
+def test_a_torn_last_line_is_skipped_and_cut_off_by_the_next_append(tmp_path, capsys):
+    """A crash (full disk, kill) mid-append leaves a torn tail: it costs that record, never the file."""
+    from edge_emnist.io import append_jsonl
+    from edge_emnist.report.results import load_records
+
+    results = tmp_path / "bench.jsonl"
+    results.write_text('{"a": 1}\n{"b": 2}\n{"c": 3, "lat')
+    assert load_records([results]) == [{"a": 1}, {"b": 2}]
+    assert "skipped a torn last line" in capsys.readouterr().err
+    append_jsonl(results, [{"d": 4}])
+    assert results.read_text() == '{"a": 1}\n{"b": 2}\n{"d": 4}\n'
 
 
 def test_pareto_front_and_knee():

@@ -9,6 +9,7 @@ BatchMode keeps a missing key from hanging on a password prompt.
 from __future__ import annotations
 
 import json
+import platform
 import shlex
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge_emnist.bench.runner import isa_tier
 from edge_emnist.errors import EdgeEmnistError
 
 RUNNER_FILES = tuple(Path(__file__).with_name(name) for name in ("runner.py", "runtimes.py"))
@@ -44,7 +46,8 @@ class LocalMachine:
 
     @staticmethod
     def label(host: dict) -> str:
-        return f"cpu:{host['hostname']}"
+        """cpu:<hostname>-<ISA tier>, e.g. cpu:vm-avx2: cloud machines share hostnames, not CPUs."""
+        return f"cpu:{host.get('hostname', platform.node())}-{isa_tier(host)}"
 
     def __enter__(self) -> LocalMachine:
         return self

@@ -26,7 +26,10 @@ try:
 except ImportError:  # copied to a device beside runtimes.py
     from runtimes import accuracy, file_sizes, open_artifact, package_versions  # type: ignore[no-redef]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: artifact_sha256, load (load average around the timed runs), latency spread, busy
+# p99 over p50 above this says the timed runs were disturbed (another process, frequency scaling): the record
+# keeps its numbers but is flagged busy, and `bench` warns. A quiet machine measured here stays under 3.
+BUSY_SPREAD = 5.0
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "neon", "asimd", "asimddp",
              "fphp", "asimdhp", "sve", "i8mm")
 
@@ -57,6 +60,36 @@ def host_description() -> dict:
     }
 
 
+# The ISA feature that decides which int8 kernels run, best first: a record's target names it, so that
+# machines with one hostname but different CPUs (cloud VMs) never share a target.
+ISA_TIERS = (("amx_int8", "amx"), ("avx512_vnni", "avx512vnni"), ("avx_vnni", "avxvnni"), ("avx512f", "avx512"),
+             ("avx2", "avx2"), ("i8mm", "i8mm"), ("asimddp", "dotprod"), ("asimd", "neon"), ("neon", "neon"))
+
+
+def isa_tier(host: dict) -> str:
+    """'avx512vnni', 'avx2', 'dotprod', ...: the best int8-relevant feature of the host, or its machine name."""
+    flags = set(host.get("isa") or ())
+    return next((name for flag, name in ISA_TIERS if flag in flags), host.get("machine") or "unknown")
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
@@ -64,10 +97,12 @@ def _rss_mb() -> float:
 
 def percentiles_ms(samples_ns: list[int]) -> dict:
     ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    p50, p99 = float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
     return {
         "mean_ms": float(ms.mean()), "std_ms": float(ms.std()),
-        "p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
-        "p99_ms": float(np.percentile(ms, 99)), "min_ms": float(ms.min()), "runs": len(samples_ns),
+        "p50_ms": p50, "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": p99, "min_ms": float(ms.min()), "runs": len(samples_ns),
+        "spread_p99_p50": p99 / p50 if p50 > 0 else None,
     }
 
 
@@ -109,6 +144,7 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
     common = {
         "schema": SCHEMA_VERSION,
         "artifact": path.name,
+        "artifact_sha256": sha256_file(path),
         "runtime": RUNTIME_OF_SUFFIX[path.suffix],
         "settings": {"threads": threads, **({"xnnpack": xnnpack} if path.suffix == ".tflite" else {})},
         "accuracy": acc,
@@ -124,9 +160,13 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
                                                                                         dtype=np.float32)
         x = model.to_input(pool[:batch].astype(np.float32))
         count = runs if batch == 1 else max(50, runs // batch)
+        load_before = load_average()
         latency = percentiles_ms(time_runs(model.run_raw, x, count, warmup))
+        spread = latency["spread_p99_p50"]
         records.append({**common, "batch": batch, "latency": latency,
-                        "throughput_ips": batch * 1000 / latency["mean_ms"]})
+                        "throughput_ips": batch * 1000 / latency["mean_ms"],
+                        "load": {"before": load_before, "after": load_average(), "cores": os.cpu_count()},
+                        "busy": spread is not None and spread > BUSY_SPREAD})
     peak = _rss_mb()
     for record in records:
         record["memory"] = {"baseline_rss_mb": baseline, "peak_rss_mb": peak}
@@ -147,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
     parser.add_argument("--data", type=Path, help=".npz with images (uint8 N x 28 x 28) and labels: adds accuracy")
     parser.add_argument("--json", type=Path, help="write {host, records} here (default: print)")
+    parser.add_argument("--predictions", type=Path, metavar="NPY",
+                        help="instead of measuring: write the one artifact's class probabilities on --data's images "
+                             "(float32, N x classes) here, to compare the answers of two machines")
     args = parser.parse_args(argv)
 
     images = labels = None
@@ -154,6 +197,14 @@ def main(argv: list[str] | None = None) -> int:
         with np.load(args.data) as data:
             images = data["images"][..., None].astype(np.float32) / 255.0
             labels = data["labels"]
+    if args.predictions:
+        if images is None or len(args.artifacts) != 1:
+            print("runner: --predictions needs --data and exactly one artifact", file=sys.stderr)
+            return 2
+        probabilities = open_artifact(args.artifacts[0], threads=args.threads[0]).predict(images)
+        np.save(args.predictions, probabilities.astype(np.float32))
+        print(json.dumps({"host": host_description(), "images": len(images)}))
+        return 0
     host = host_description()
     records = []
     for path in args.artifacts:
@@ -161,8 +212,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"runner: {path}: not a .tflite or .onnx file", file=sys.stderr)
             return 2
         for threads in args.threads:
-            records += measure(path, threads=threads, batches=args.batch, runs=args.runs, warmup=args.warmup,
-                               xnnpack=not args.no_xnnpack, images=images, labels=labels)
+            try:
+                records += measure(path, threads=threads, batches=args.batch, runs=args.runs, warmup=args.warmup,
+                                   xnnpack=not args.no_xnnpack, images=images, labels=labels)
+            except Exception as error:  # one broken artifact costs only its own records
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                print(f"runner: {path.name}: {reason}", file=sys.stderr)
+                records.append({"schema": SCHEMA_VERSION, "artifact": path.name,
+                                "runtime": RUNTIME_OF_SUFFIX[path.suffix], "settings": {"threads": threads},
+                                "failed": reason})
     for record in records:
         record["host"] = host
     text = json.dumps({"host": host, "records": records}, indent=1)

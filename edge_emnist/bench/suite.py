@@ -8,6 +8,7 @@ and one runtime's threads never warm another's caches. LiteRT figures are checke
 from __future__ import annotations
 
 import json
+import platform
 import tempfile
 import time
 from dataclasses import dataclass
@@ -17,9 +18,11 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_emnist.bench.machines import LocalMachine, SshMachine
-from edge_emnist.bench.runner import RUNTIME_OF_SUFFIX, SCHEMA_VERSION
+from edge_emnist.bench.runner import BUSY_SPREAD, RUNTIME_OF_SUFFIX, SCHEMA_VERSION
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.card import card_path
+from edge_emnist.io import append_jsonl, check_writable
+from edge_emnist.workspace import USER_RESULTS
 
 CPU_RUNTIMES = ("litert", "ort")
 GPU_RUNTIMES = ("ort-cuda", "ort-tensorrt", "litert-gpu")
@@ -37,7 +40,7 @@ class BenchOptions:
     accuracy: bool = True
     yardstick: bool = True
     target: str | None = None  # a label for where this ran (default: cpu:<hostname>)
-    results: Path = Path("benchmarks/results/bench.jsonl")
+    results: Path = USER_RESULTS
 
     def validate(self) -> None:
         known = CPU_RUNTIMES + GPU_RUNTIMES
@@ -95,13 +98,6 @@ def yardstick_check(ours_p50: float, theirs_median: float, resolution: float = 0
             "agrees": relative <= YARDSTICK_TOLERANCE or difference <= resolution / 2 + 1e-9}
 
 
-def append_records(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        for record in records:
-            f.write(json.dumps(record, separators=(",", ":")) + "\n")
-
-
 def label_records(records: list[dict], card: dict, target: str, session: str) -> None:
     for record in records:
         record.update({
@@ -109,6 +105,8 @@ def label_records(records: list[dict], card: dict, target: str, session: str) ->
             "arch": card.get("arch"), "dataset": card.get("dataset"), "quantize": card.get("quantize"),
             "format": card.get("format"),
             "optimization": (card.get("source") or {}).get("optimization"),
+            "data_fingerprint": (card.get("source") or {}).get("data_fingerprint"),
+            "card_sha256": card.get("sha256"),
             "reference_accuracy": (card.get("accuracy") or {}).get("artifact"),
         })
 
@@ -118,6 +116,7 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
     """Measure every applicable combination on `machine` (default: here); records are also appended to
     options.results, labelled with the description the runner took on the machine that ran it."""
     options.validate()
+    check_writable(options.results.parent)
     for artifact in artifacts:
         if not artifact.exists():
             raise EdgeEmnistError(f"no artifact at {artifact}")
@@ -137,11 +136,22 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
             try:
                 result = machine.run_runner(runner_argv(placed[artifact], threads, options,
                                                         placed[dataset] if dataset else None))
-            except EdgeEmnistError as error:
-                raise EdgeEmnistError(f"{artifact.name} ({threads} threads): {error}") from None
+            except EdgeEmnistError as error:  # one broken artifact costs only its own records
+                failed = {"schema": SCHEMA_VERSION, "artifact": artifact.name, "runtime": RUNTIME_OF_SUFFIX[
+                    artifact.suffix], "settings": {"threads": threads}, "failed": str(error)}
+                where = {"hostname": platform.node(), "machine": platform.machine()}  # best known: the runner died
+                label_records([failed], card, options.target or machine.label(where), session)
+                append_jsonl(options.results, [failed])
+                records.append(failed)
+                log(f"failed {artifact.name} ({threads} threads): {error}")
+                continue
             host = result["host"]
             target = options.target or machine.label(host)
-            found = result["records"]
+            found = [r for r in result["records"] if not r.get("failed")]
+            for failed in (r for r in result["records"] if r.get("failed")):
+                log(f"failed {artifact.name} ({threads} threads): {failed['failed']}")
+                failed["host"] = host
+                found.append(failed)
             if options.yardstick and artifact.suffix == ".tflite" and options.xnnpack:
                 theirs = machine.litert_benchmark(placed[artifact], threads, options.runs, options.warmup)
                 for record in found:
@@ -153,6 +163,13 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
             if isinstance(machine, SshMachine):
                 for record in found:
                     record["via"] = f"ssh {machine.destination}"
+            for record in found:
+                if record.get("busy"):
+                    log(f"warning: {artifact.name} ({threads} threads, batch {record['batch']}): p99 is "
+                        f"{record['latency']['spread_p99_p50']:.0f}x p50 (over {BUSY_SPREAD:.0f}x), load average "
+                        f"{record['load']['before']} -> {record['load']['after']}: the machine was busy; the record "
+                        "is flagged, measure again on a quiet machine")
+            append_jsonl(options.results, found)  # as each setting finishes: a crash later loses nothing
             records += found
         for runtime in options.runtimes:
             if runtime in GPU_RUNTIMES:
@@ -162,9 +179,9 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                     reason, where = gpu_unavailable_reason(runtime), "gpu"
                 skipped = {"schema": SCHEMA_VERSION, "runtime": runtime, "skipped": reason, "artifact": None}
                 label_records([skipped], {}, options.target or where, session)
+                append_jsonl(options.results, [skipped])
                 records.append(skipped)
                 log(f"skipped {runtime}: {reason}")
-    append_records(options.results, records)
     return records
 
 

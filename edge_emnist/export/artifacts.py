@@ -1,8 +1,11 @@
 """`edge-emnist export`: convert, verify through the artifact's own runtime, then (and only then) publish.
 
 Every artifact is written under a temporary name, run on the whole test split, compared with the Keras
-model and measured; only when it passes does it take its real name, followed by its model card. A failed
-parity check or an interrupt leaves neither behind.
+model and measured; only when it passes does it take its real name, followed by its model card. The card
+holds the artifact's sha256, so a card is valid only beside the very file it describes: a crash between the
+two renames leaves a new artifact beside an old card, which every reader (`artifact_is_current`) rejects, so
+the pair counts as neither. A failed parity check or an interrupt leaves nothing behind; a failed parity check
+is recorded, with its numbers, in the output folder's `refused.jsonl`.
 """
 
 from __future__ import annotations
@@ -14,19 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_emnist.bench.runner import RUNTIME_OF_SUFFIX, host_description
 from edge_emnist.bench.runtimes import LiteRTModel, OrtModel, accuracy, file_sizes, open_artifact
 from edge_emnist.data import load_dataset
 from edge_emnist.data.download import sha256_of
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export import card as cards
+from edge_emnist.export.card import REFUSED
 from edge_emnist.export.onnx import to_onnx, to_onnx_qat
 from edge_emnist.export.tflite import IO_TYPES, to_tflite
-from edge_emnist.io import atomic_path
+from edge_emnist.io import append_jsonl, atomic_path, check_writable
 from edge_emnist.models import create_model
 from edge_emnist.models.profile import macs, trainable_params
 from edge_emnist.optimize.prune import sparsity_report
 from edge_emnist.runs import Run, open_run
 from edge_emnist.train import calibration_sample, training_split
+from edge_emnist.workspace import USER_EXPORTS
 
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
 FORMATS = {"tflite": ".tflite", "onnx": ".onnx"}
@@ -41,8 +47,9 @@ class ExportOptions:
     formats: tuple[str, ...] = ("tflite", "onnx")
     io_type: str = "int8"  # TFLite int8 edges: int8, uint8 or float
     calibration_size: int = 500
-    out_dir: Path = Path("exported")
+    out_dir: Path = USER_EXPORTS
     eval_batch: int = 256
+    force: bool = False  # replace an artifact made from other weights
 
     def validate(self, run: Run) -> None:
         if self.quantize not in QUANTIZATIONS:
@@ -118,11 +125,73 @@ def _dims(shape) -> list[int]:
     return [d if isinstance(d, int) else -1 for d in shape]
 
 
+class ParityError(EdgeEmnistError):
+    """An artifact's answers differ too often from the Keras model's: it is refused, with its numbers."""
+
+    def __init__(self, artifact: str, check: dict) -> None:
+        self.artifact, self.check = artifact, check
+        super().__init__(
+            f"{artifact} failed parity: top-1 agreement {check['top1_agreement']:.4%} with the Keras model, below "
+            f"the {check['required_top1_agreement']:.1%} bar ({check['disagreements_tied']} of "
+            f"{check['disagreements']} disagreements are ties in its output, max output difference "
+            f"{check['max_abs_diff']:.3g}); nothing was written. Quantization-aware training "
+            "(`edge-emnist qat RUN`) usually closes the gap")
+
+    def record(self) -> dict:
+        return {"artifact": self.artifact, "reason": "parity", "parity": self.check, "refused_at": _now()}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def read_card(artifact: Path) -> dict | None:
+    """The artifact's card, or None where it is missing or unreadable."""
+    try:
+        return json.loads(cards.card_path(artifact).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def artifact_is_current(artifact: Path, card: dict | None = None) -> bool:
+    """True when the card beside `artifact` describes this very file (its sha256 matches)."""
+    card = card if card is not None else read_card(artifact)
+    return bool(card) and artifact.is_file() and card.get("sha256") == sha256_of(artifact)
+
+
+def _guard_overwrite(path: Path, weights_sha256: str, options: ExportOptions) -> None:
+    """An existing artifact of the same name from other weights is replaced only with --force."""
+    if options.force or not path.exists():
+        return
+    card = read_card(path)
+    source = (card or {}).get("source", {}).get("weights_sha256")
+    if source != weights_sha256:
+        raise EdgeEmnistError(f"{path} exists and was made from other weights; pass --force to replace it, or "
+                              "choose another --out-dir")
+
+
+def _forget_refusal(out_dir: Path, name: str) -> None:
+    path = out_dir / REFUSED
+    if not any(r.get("artifact") == name for r in cards.read_refusals(out_dir)):
+        return
+    kept = [r for r in cards.read_refusals(out_dir) if r.get("artifact") != name]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+
+
 def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, cache_dir=None,
-               log=print) -> list[Path]:
-    """Export one run in every requested format; returns the artifact paths (each has a .json card beside it)."""
+               log=print, refused: list[dict] | None = None) -> list[Path]:
+    """Export one run in every requested format; returns the artifact paths (each has a .json card beside it).
+
+    An artifact that misses its parity bar raises ParityError, or, when `refused` is a list, is appended to
+    it (and to the folder's refused.jsonl) while the other formats go on.
+    """
     run = open_run(run_dir)
     options.validate(run)
+    check_writable(options.out_dir)
+    weights_sha256 = sha256_of(run.weights)
+    for fmt in options.formats:
+        _guard_overwrite(options.out_dir / artifact_name(run, options, fmt), weights_sha256, options)
     data = load_dataset(run.config.dataset, data_dir, cache_dir)
     model = run.build_model(data.spec.num_classes)
     x_train, _, _, _ = training_split(run.config, data)
@@ -135,58 +204,76 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
     sparsity = sparsity_report(model)
     plain = create_model(run.config.arch, data.spec.num_classes, **run.config.model_options)  # no QAT wrappers
     profile = {"trainable_params": trainable_params(plain), "macs": macs(plain)}
+    host = host_description()
 
     written = []
     for fmt in options.formats:
         path = options.out_dir / artifact_name(run, options, fmt)
         started = time.perf_counter()
-        with atomic_path(path) as tmp:
-            _convert(model, run, fmt, options, tmp, representative)
-            runtime = open_artifact(tmp)
-            probabilities = runtime.predict(test_images, batch_size=options.eval_batch)
-            check = parity(reference, probabilities)
-            bar = PARITY_BAR[options.quantize]
-            check["required_top1_agreement"] = bar
-            if check["top1_agreement"] < bar:
-                raise EdgeEmnistError(
-                    f"{path.name} failed parity: top-1 agreement {check['top1_agreement']:.4%} with the Keras "
-                    f"model, below the {bar:.1%} bar ({check['disagreements_tied']} of {check['disagreements']} "
-                    f"disagreements are ties in its output, max output difference {check['max_abs_diff']:.3g}); "
-                    "nothing was written. Quantization-aware training (`edge-emnist qat RUN`) usually closes the gap")
-            input_spec, output_spec = _io_specs(runtime)
-            card = {
-                "artifact": path.name,
-                "format": fmt,
-                "quantize": options.quantize,
-                "variant": VARIANT[options.quantize],
-                "arch": run.config.arch,
-                "dataset": run.config.dataset,
-                "model": profile,
-                "labels": cards.labels_of(data.spec),
-                "input": cards.input_section(input_spec, data.spec),
-                "output": {**output_spec, "meaning": "softmax probabilities over the labels, in label order"},
-                "source": {
-                    "run": str(run.path),
-                    "weights": str(run.weights),
-                    "weights_sha256": sha256_of(run.weights),
-                    "optimization": {k: v for k, v in run.optimization.items() if k != "history"} or None,
-                    "data_fingerprint": data.provenance.fingerprint,
-                    "data_official": data.provenance.official,
-                },
-                "sparsity": {"total": sparsity["total"], "zeros": sparsity["zeros"],
-                             "kernel_weights": sparsity["kernel_weights"]},
-                "size": file_sizes(tmp),
-                "parity": check,
-                "accuracy": {"split": "test", "images": int(len(test_labels)),
-                             "artifact": accuracy(probabilities, test_labels), "keras": keras_accuracy},
-                "export_seconds": round(time.perf_counter() - started, 2),
-                "tools": cards.tool_versions(),
-            }
-            with atomic_path(cards.card_path(path)) as card_tmp:
-                card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+        try:
+            with atomic_path(path) as tmp:
+                _convert(model, run, fmt, options, tmp, representative)
+                runtime = open_artifact(tmp)
+                probabilities = runtime.predict(test_images, batch_size=options.eval_batch)
+                check = parity(reference, probabilities)
+                artifact_accuracy = accuracy(probabilities, test_labels)
+                check["required_top1_agreement"] = PARITY_BAR[options.quantize]
+                check["checked_on"] = [_checked_on(host, RUNTIME_OF_SUFFIX[path.suffix], check, artifact_accuracy)]
+                if check["top1_agreement"] < check["required_top1_agreement"]:
+                    raise ParityError(path.name, check)
+                input_spec, output_spec = _io_specs(runtime)
+                card = {
+                    "artifact": path.name,
+                    "sha256": sha256_of(tmp),
+                    "format": fmt,
+                    "quantize": options.quantize,
+                    "variant": VARIANT[options.quantize],
+                    "arch": run.config.arch,
+                    "dataset": run.config.dataset,
+                    "model": profile,
+                    "labels": cards.labels_of(data.spec),
+                    "input": cards.input_section(input_spec, data.spec),
+                    "output": {**output_spec, "meaning": "softmax probabilities over the labels, in label order"},
+                    "source": {
+                        "run": str(run.path),
+                        "weights": str(run.weights),
+                        "weights_sha256": weights_sha256,
+                        "optimization": {k: v for k, v in run.optimization.items() if k != "history"} or None,
+                        "data_fingerprint": data.provenance.fingerprint,
+                        "data_official": data.provenance.official,
+                    },
+                    "sparsity": {"total": sparsity["total"], "zeros": sparsity["zeros"],
+                                 "kernel_weights": sparsity["kernel_weights"]},
+                    "size": file_sizes(tmp),
+                    "parity": check,
+                    "accuracy": {"split": "test", "images": int(len(test_labels)),
+                                 "artifact": artifact_accuracy, "keras": keras_accuracy},
+                    "export_seconds": round(time.perf_counter() - started, 2),
+                    "exported_at": _now(),
+                    "tools": cards.tool_versions(),
+                }
+        except ParityError as error:
+            if refused is None:
+                raise
+            refused.append(error.record())
+            append_jsonl(options.out_dir / REFUSED, [error.record()])
+            log(f"refused: {error}")
+            continue
+        # the artifact is in place; its card, published now, is the proof that it is complete
+        with atomic_path(cards.card_path(path)) as card_tmp:
+            card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+        _forget_refusal(options.out_dir, path.name)
         acc = card["accuracy"]
         log(f"wrote {path} ({card['size']['bytes'] / 1024:.0f} KiB, gzip {card['size']['gzip_bytes'] / 1024:.0f} KiB): "
             f"test accuracy {acc['artifact']:.4f} vs Keras {acc['keras']:.4f}, "
             f"top-1 agreement {check['top1_agreement']:.4%}")
         written.append(path)
     return written
+
+
+def _checked_on(host: dict, runtime: str, check: dict, artifact_accuracy: float) -> dict:
+    """One line of the card's per-ISA parity: where the check ran and what it found."""
+    return {"target": "native", "cpu": host["cpu"], "machine": host["machine"], "isa": host["isa"],
+            "runtime": runtime, "top1_agreement": check["top1_agreement"], "accuracy": artifact_accuracy,
+            "samples": check["samples"], "onnxruntime": host["versions"].get("onnxruntime"),
+            "ai-edge-litert": host["versions"].get("ai-edge-litert")}

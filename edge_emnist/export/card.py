@@ -20,6 +20,25 @@ PREPROCESSING = (
 )
 
 
+REFUSED = "refused.jsonl"  # in an export folder: the artifacts that missed their parity bar, with the numbers
+
+
+def read_refusals(folder: Path) -> list[dict]:
+    """The refusals recorded in an export folder (the latest per artifact name; a torn line is skipped)."""
+    import json
+
+    path = Path(folder) / REFUSED
+    found: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            found[record.get("artifact")] = record
+    return list(found.values())
+
+
 def tool_versions() -> dict[str, str | None]:
     return {"python": platform.python_version(), **package_versions(TOOLS)}
 

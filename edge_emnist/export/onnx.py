@@ -1,8 +1,10 @@
 """Keras -> ONNX through tf2onnx; quantized variants through onnxruntime's own tools.
 
 float32: tf2onnx with a dynamic batch. fp16: onnxruntime's float16 converter, float32 at the edges.
-dynamic: weights int8, activations quantized at run time. int8: static QDQ, per channel, calibrated on
+dynamic: weights 8-bit, activations quantized at run time. int8: static QDQ, per channel, calibrated on
 train images after onnxruntime's pre-processing (shape inference + graph optimization), as its docs advise.
+Every quantized graph then stores its 8-bit tensors as uint8 (onnx_unsigned): the same values, but kernels
+that give the same answers on every CPU.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ def to_onnx_qat(model, path: Path) -> None:
     to_onnx_float32(model, path)
     proto = onnx.load(str(path))
     fold_weight_grids(proto)
+    _save_unsigned(proto, path)
+
+
+def _save_unsigned(proto, path: Path) -> None:
+    import onnx
+
+    from edge_emnist.export.onnx_unsigned import to_unsigned
+
+    to_unsigned(proto)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
 
@@ -79,6 +90,7 @@ def _quantize(float_path: Path, path: Path, quantize: str, representative: np.nd
             quantize_static(str(prepared), str(path), _calibration_reader(representative),
                             quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    _save_unsigned(onnx.load(str(path)), path)
 
 
 def to_onnx(model, path: Path, quantize: str, representative: np.ndarray | None = None) -> None:

@@ -6,9 +6,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge_emnist.export.card import read_refusals
 from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.report.pareto import knee, pareto_front
-from edge_emnist.report.results import candidates, latest, skipped
+from edge_emnist.report.results import candidates, failed, latest, skipped
 from edge_emnist.report.summary import HEADERS as SUMMARY_HEADERS
 from edge_emnist.report.summary import INT8_HEADERS, int8_rows, summary_rows
 from edge_emnist.report.tables import markdown_table
@@ -107,6 +108,27 @@ def _summary_section(records: list[dict], target: str, card_dirs: Sequence[Path]
     return lines
 
 
+REFUSED_HEADERS = ["artifact", "top-1 agreement", "bar", "disagreements (ties)", "max output difference",
+                   "checked on"]
+
+
+def _refused_section(card_dirs: Sequence[Path]) -> list[str]:
+    """Artifacts the export refused (parity below the bar): not shipped, not measured, but never silent."""
+    rows = []
+    for folder in card_dirs:
+        for record in read_refusals(folder):
+            check = record["parity"]
+            where = "; ".join(f"{c.get('cpu')} ({' '.join(c.get('isa') or [])})" for c in check.get("checked_on", []))
+            rows.append([record["artifact"], f"{check['top1_agreement']:.4%}",
+                         f"{check['required_top1_agreement']:.1%}",
+                         f"{check['disagreements']} ({check['disagreements_tied']})", f"{check['max_abs_diff']:.3g}",
+                         where])
+    if not rows:
+        return []
+    return ["## Refused at export", "", "Top-1 agreement with the Keras model on the test split below the "
+            "parity bar: the export wrote nothing for these.", "", markdown_table(REFUSED_HEADERS, rows), ""]
+
+
 def write_report(records: list[dict], out_dir: Path, command: str = "",
                  card_dirs: Sequence[Path] = (Path("exported"),)) -> Path:
     current = latest(records)
@@ -142,8 +164,15 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
     gone = skipped(records)
     if gone:
         lines += ["## Skipped targets", ""] + [f"- {r['runtime']}: {r['skipped']}" for r in gone] + [""]
-    size_plot(current, out_dir / "sizes.png")
-    lines += ["## Sizes", "", "![artifact sizes](sizes.png)", ""]
+    broken = failed(records)
+    if broken:
+        lines += ["## Failed measurements", ""] + [
+            f"- {r['artifact']} on {r['runtime']} ({(r.get('settings') or {}).get('threads')} thread(s), "
+            f"{r.get('target')}): {r['failed']}" for r in broken] + [""]
+    lines += _refused_section(card_dirs)
+    if current:
+        size_plot(current, out_dir / "sizes.png")
+        lines += ["## Sizes", "", "![artifact sizes](sizes.png)", ""]
     output = out_dir / "report.md"
     with atomic_path(output) as tmp:
         tmp.write_text("\n".join(lines))

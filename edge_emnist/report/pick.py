@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.report.pareto import knee, pareto_front
@@ -30,23 +32,75 @@ class Constraints:
             found.append(f"accuracy {record['accuracy']:.4f} < {self.min_accuracy}")
         return found
 
+    def excess(self, record: dict) -> float:
+        """How far a record is from meeting the constraints: the sum of its relative overshoots (0 if it fits),
+        so that "closest" means closest, not merely the fewest broken constraints."""
+        total = 0.0
+        p90, size_kb = record["latency"]["p90_ms"], record["size_bytes"] / 1024
+        if self.max_latency_ms is not None and p90 > self.max_latency_ms:
+            total += p90 / self.max_latency_ms - 1 if self.max_latency_ms > 0 else float("inf")
+        if self.max_size_kb is not None and size_kb > self.max_size_kb:
+            total += size_kb / self.max_size_kb - 1 if self.max_size_kb > 0 else float("inf")
+        if self.min_accuracy is not None and record["accuracy"] < self.min_accuracy:
+            total += (self.min_accuracy - record["accuracy"]) / self.min_accuracy
+        return total
+
+
+def stale_reason(record: dict, artifact_dirs: Sequence[Path]) -> str | None:
+    """Why a measurement no longer describes a shippable file: the artifact is gone, or it changed since."""
+    from edge_emnist.bench.runner import sha256_file
+
+    found = next((Path(d) / record["artifact"] for d in artifact_dirs if (Path(d) / record["artifact"]).is_file()),
+                 None)
+    if found is None:
+        return f"{record['artifact']} is not in {', '.join(map(str, artifact_dirs))} any more"
+    measured = record.get("artifact_sha256")
+    if measured and sha256_file(found) != measured:
+        return f"{found} changed after it was measured (sha256 differs): bench it again"
+    return None
+
+
+def _one(pool: list[dict], key: str, option: str, what: str) -> None:
+    values = sorted({str(r.get(key)) for r in pool})
+    if len(values) > 1:
+        raise EdgeEmnistError(f"the measurements span {len(values)} {what} ({', '.join(values)}); results are only "
+                              f"comparable within one: pass {option} with one of them")
+
 
 def _summary(record: dict) -> str:
     return (f"accuracy {record['accuracy']:.4f}, p90 {record['latency']['p90_ms']:.3f} ms "
             f"(p50 {record['latency']['p50_ms']:.3f}), {record['size_bytes'] / 1024:.0f} KiB")
 
 
-def pick(records: list[dict], target: str, constraints: Constraints, threads: int | None = None) -> tuple[dict, str]:
-    """The pick and a few lines of reasons; raises a one-line error when nothing was measured or nothing fits."""
-    pool = candidates(records, target, threads)
+def pick(records: list[dict], target: str, constraints: Constraints, threads: int | None = None,
+         dataset: str | None = None, artifact_dirs: Sequence[Path] | None = None) -> tuple[dict, str]:
+    """The pick and a few lines of reasons; raises a one-line error when nothing was measured or nothing fits.
+
+    Latency is compared on one machine only and accuracy on one dataset only (same name and same files):
+    records spanning several raise an error that says which option narrows them. With `artifact_dirs`,
+    a record whose artifact is gone from them or changed since it was measured is not a candidate.
+    """
+    pool = [r for r in candidates(records, target, threads) if dataset is None or r.get("dataset") == dataset]
     if not pool:
-        raise EdgeEmnistError(f"no batch-1 measurements with accuracy for target {target!r}: "
+        raise EdgeEmnistError(f"no batch-1 measurements with accuracy for target {target!r}"
+                              f"{f' and dataset {dataset}' if dataset else ''}: "
                               "run `edge-emnist bench` there (or --import its results) first")
+    _one(pool, "target", "--target", "machines")
+    _one(pool, "dataset", "--dataset", "datasets")
+    _one([r for r in pool if r.get("data_fingerprint")], "data_fingerprint", "--results",
+         "copies of the dataset (fingerprints)")
+    stale = []
+    if artifact_dirs is not None:
+        reasons = {id(r): stale_reason(r, artifact_dirs) for r in pool}
+        stale = [reasons[id(r)] for r in pool if reasons[id(r)]]
+        pool = [r for r in pool if not reasons[id(r)]]
+        if not pool:
+            raise EdgeEmnistError(f"every measured artifact is stale: {stale[0]}")
     hosts = sorted({r["target"] for r in pool})
     if constraints.any:
         fitting = [r for r in pool if not constraints.violations(r)]
         if not fitting:
-            closest = min(pool, key=lambda r: len(constraints.violations(r)))
+            closest = min(pool, key=constraints.excess)
             raise EdgeEmnistError(f"nothing measured on {target} meets the constraints; closest: "
                                   f"{describe(closest)} ({'; '.join(constraints.violations(closest))})")
         chosen = max(fitting, key=lambda r: (r["accuracy"], -r["latency"]["p90_ms"]))
@@ -62,4 +116,5 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
                f"the knee of the accuracy/p90-latency Pareto front ({len(front)} of {len(pool)} settings measured "
                f"on {', '.join(hosts)}): closest to the best-accuracy, lowest-latency corner"]
         why += [f"front: {describe(r)}: {_summary(r)}" for r in front if r is not chosen]
+    why += [f"not considered: {reason}" for reason in sorted(set(stale))[:3]]
     return chosen, "\n".join(why)

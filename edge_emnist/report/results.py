@@ -8,18 +8,43 @@ from pathlib import Path
 from edge_emnist.errors import EdgeEmnistError
 
 
-def load_records(paths: list[Path]) -> list[dict]:
+def load_records(paths: list[Path], warn=None) -> list[dict]:
+    """Every record of the JSONL files. A torn last line (a crash mid-append) is skipped with a warning; a bad
+    line anywhere else means the file is not a results file."""
     records = []
     for path in paths:
         if not path.exists():
             raise EdgeEmnistError(f"no benchmark results at {path} (run `edge-emnist bench` first)")
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        lines = path.read_text(errors="replace").splitlines()
+        for number, line in enumerate(lines, 1):
             if line.strip():
                 try:
-                    records.append(json.loads(line))
+                    records.append(upgrade(json.loads(line)))
                 except json.JSONDecodeError:
+                    if number == len(lines):
+                        (warn or _stderr)(f"warning: {path}:{number}: skipped a torn last line (an interrupted "
+                                          "write); the next `bench` append cuts it off")
+                        continue
                     raise EdgeEmnistError(f"{path}:{number} is not a JSON record") from None
     return records
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
+
+
+def upgrade(record: dict) -> dict:
+    """Schema-1 records named a local CPU target by hostname only ("cpu:vm"), which cloud machines share
+    whatever their CPU; give them the ISA tier their own host description shows, as schema 2 does."""
+    from edge_emnist.bench.runner import isa_tier
+
+    host = record.get("host")
+    target = record.get("target") or ""
+    if record.get("schema") == 1 and host and target == f"cpu:{host.get('hostname')}":
+        record["target"] = f"{target}-{isa_tier(host)}"
+    return record
 
 
 def setting_key(record: dict) -> tuple:
@@ -32,9 +57,18 @@ def latest(records: list[dict]) -> list[dict]:
     """A setting measured twice keeps its most recent record (files are appended in time order)."""
     chosen: dict[tuple, dict] = {}
     for record in records:
-        if not record.get("skipped"):
+        if not record.get("skipped") and not record.get("failed"):
             chosen[setting_key(record)] = record
     return list(chosen.values())
+
+
+def failed(records: list[dict]) -> list[dict]:
+    """Settings whose latest record is a failure (a later success clears it)."""
+    seen: dict[tuple, dict] = {}
+    for record in records:
+        if not record.get("skipped"):
+            seen[setting_key(record)[:5]] = record
+    return [r for r in seen.values() if r.get("failed")]
 
 
 def skipped(records: list[dict]) -> list[dict]:

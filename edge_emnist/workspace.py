@@ -1,0 +1,17 @@
+"""Where a user's own work goes by default, and where the committed models and results live.
+
+A user's runs, exports, measurements and reports go under `runs/` (ignored by git). The shipped models
+(`exported/`) and the committed results (`benchmarks/`) change only when a command is pointed at them
+explicitly; the read-only commands (`report`, `pick`) read the committed measurements by default.
+"""
+
+from pathlib import Path
+
+WORKSPACE = Path("runs")
+USER_EXPORTS = WORKSPACE / "exported"
+USER_RESULTS = WORKSPACE / "bench.jsonl"
+USER_REPORT = WORKSPACE / "report"
+
+SHIPPED_EXPORTS = Path("exported")
+COMMITTED_RESULTS = Path("benchmarks/results/bench.jsonl")
+COMMITTED_REPORT = Path("benchmarks/report")
