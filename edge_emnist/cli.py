@@ -169,6 +169,22 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 
 # --- models -------------------------------------------------------------------------------------------
 
+def cmd_targets(args: argparse.Namespace) -> int:
+    from edge_emnist.bench.qemu import EMULATED_CPUS, install_qemu, qemu_binary, tools_dir
+
+    if args.install:
+        unknown = [name for name in args.install if name not in EMULATED_CPUS]
+        if unknown:
+            raise EdgeEmnistError(f"unknown emulated target {unknown[0]!r}: choose from {', '.join(EMULATED_CPUS)}")
+        install_qemu(log=lambda line: print(line, file=sys.stderr))
+    for cpu in EMULATED_CPUS.values():
+        binary = qemu_binary(cpu.binary)
+        state = f"ready ({binary})" if binary else f"not installed: edge-emnist targets --install {cpu.name}"
+        print(f"{cpu.name:<24} {cpu.describes}; {state}")
+    print(f"emulators live in {tools_dir()} (${'EDGE_EMNIST_TOOLS'}); emulated runs check answers, not speed")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from edge_emnist.models import create_model, list_models, model_entry
     from edge_emnist.models.profile import macs, trainable_params
@@ -394,8 +410,16 @@ def cmd_pick(args: argparse.Namespace) -> int:
     from edge_emnist.report.results import load_records
 
     constraints = Constraints(args.max_latency_ms, args.max_size_kb, args.min_accuracy)
-    _, why = pick(load_records(args.results), args.target, constraints, threads=args.threads,
-                  dataset=args.dataset)
+    records = load_records(args.results)
+    target = args.target
+    if target is None:  # this machine's own measurements if there are any, else any one CPU's
+        from edge_emnist.bench.machines import LocalMachine
+        from edge_emnist.bench.runner import host_description
+
+        here = LocalMachine.label(host_description())
+        target = here if any(r.get("target") == here for r in records) else "cpu"
+    _, why = pick(records, target, constraints, threads=args.threads, dataset=args.dataset,
+                  artifact_dirs=args.exported)
     print(why)
     return 0
 
@@ -546,6 +570,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(default: $EDGE_EMNIST_MIRROR, else the official hosts)")
     p.set_defaults(handler=cmd_data_download)
 
+    p = commands.add_parser("targets", help="emulated CPUs for cross-ISA answer checks, and their installation",
+                            description="CPUs this machine can emulate with QEMU user mode to check that an "
+                                        "artifact gives the same answers there (int8 kernels differ by ISA). "
+                                        "Emulated runs measure correctness, never latency.")
+    p.add_argument("--install", nargs="+", metavar="TARGET", help="fetch what these targets need (QEMU from Debian)")
+    p.set_defaults(handler=cmd_targets)
+
     p = commands.add_parser("models", help="the architectures with their parameters and MACs")
     p.add_argument("--classes", type=_positive_int, default=47, help="output classes (default: 47)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
@@ -692,11 +723,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("pick", help="choose the artifact to ship from measurements on a target, with reasons",
                             description="Without constraints, names the knee of the accuracy/latency Pareto front.")
-    p.add_argument("--target", default="cpu", help="a target label, or its kind before ':' (default: cpu)")
+    p.add_argument("--target", help="a target label such as cpu:vm-avx2, or its kind before ':' (default: this "
+                                    "machine's label where it has measurements, else cpu)")
     _pick_constraints(p)
     p.add_argument("--threads", type=_positive_int, help="only settings with this many threads")
     p.add_argument("--dataset", metavar="NAME",
                    help="only artifacts trained on this dataset (needed when the results hold several)")
+    p.add_argument("--exported", type=Path, nargs="+", metavar="DIR",
+                   help="only artifacts still present in these folders and unchanged since they were measured")
     p.add_argument("--results", type=Path, nargs="+", default=[COMMITTED_RESULTS],
                    help=f"JSONL files (default: {COMMITTED_RESULTS}; yours: {USER_RESULTS})")
     p.set_defaults(handler=cmd_pick)

@@ -183,6 +183,7 @@ class Pipeline:
 
         staged = self.results.with_name(f".tmp-{self.results.name}")
         staged.unlink(missing_ok=True)
+        staged.touch()  # records are appended as they come; with every artifact refused there are none
         options = BenchOptions(threads=self.config.threads, runs=self.config.runs, results=staged)
         records = bench(self.artifacts(), options, data_dir=self.data_dir, cache_dir=self.cache_dir, log=self.log)
         staged.replace(self.results)

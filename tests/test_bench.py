@@ -101,7 +101,7 @@ def test_report_and_pick(artifacts, tmp_path, capsys):
     assert main(["pick", "--results", str(results)]) == 0
     assert "knee" in capsys.readouterr().out
     assert main(["pick", "--results", str(results), "--min-accuracy", "1.01"]) == 2
-    assert "nothing measured on cpu meets the constraints" in capsys.readouterr().err
+    assert "nothing measured on cpu:" in capsys.readouterr().err  # this machine's own target, whatever its ISA
     assert main(["pick", "--results", str(results), "--target", "arm"]) == 2
     assert "no batch-1 measurements" in capsys.readouterr().err
 
@@ -284,3 +284,97 @@ def test_yardstick_tolerance():
 def test_percentiles():
     stats = runner_module.percentiles_ms(list(np.arange(1, 101) * 1_000_000))
     assert stats["p50_ms"] == pytest.approx(50.5) and stats["p99_ms"] == pytest.approx(99.01)
+
+
+def test_one_broken_artifact_costs_only_its_own_records(artifacts, tmp_path):
+    root, paths = artifacts
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    good = next(p for p in paths if p.suffix == ".onnx")
+    results = tmp_path / "bench.jsonl"
+    options = BenchOptions(runtimes=("ort",), batches=(1,), runs=20, warmup=2, yardstick=False, accuracy=False,
+                           results=results)
+    records = bench([broken, good], options, log=lambda _: None)
+    assert [r["artifact"] for r in records if r.get("failed")] == ["broken.onnx"]
+    assert [r["artifact"] for r in records if not r.get("failed")] == [good.name]
+    assert len(results.read_text().splitlines()) == 2
+    measured = next(r for r in records if not r.get("failed"))
+    assert measured["artifact_sha256"] == runner_module.sha256_file(good)
+    assert measured["load"]["cores"] and "busy" in measured and measured["latency"]["spread_p99_p50"] >= 1
+
+
+def test_an_unwritable_results_folder_fails_before_any_work(artifacts, tmp_path, capsys):
+    """Checked up front (a file where the folder should be works even as root, which chmod does not stop)."""
+    root, paths = artifacts
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    started = time.perf_counter()
+    assert main(["bench", str(paths[0]), "--results", str(blocker / "bench.jsonl")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert time.perf_counter() - started < 5  # no measurement ran
+
+
+def test_a_busy_measurement_is_flagged(monkeypatch):
+    """p99 far above p50 (another process took the core) is recorded as busy, not as the artifact's speed."""
+    quiet = [1_000_000] * 99 + [2_000_000]
+    noisy = [76_000] * 95 + [53_000_000] * 5
+    assert runner_module.percentiles_ms(quiet)["spread_p99_p50"] < runner_module.BUSY_SPREAD
+    assert runner_module.percentiles_ms(noisy)["spread_p99_p50"] > runner_module.BUSY_SPREAD
+
+
+def _record(artifact, dataset, accuracy, p90, target="cpu:a-avx2", **extra):
+    return {"artifact": artifact, "runtime": "litert", "settings": {"threads": 1}, "batch": 1, "accuracy": accuracy,
+            "latency": {"p90_ms": p90, "p50_ms": p90}, "size_bytes": 1024, "target": target, "dataset": dataset,
+            **extra}
+
+
+def test_pick_never_ranks_across_datasets_or_machines():
+    from edge_emnist.errors import EdgeEmnistError
+    from edge_emnist.report.pick import Constraints, pick
+
+    records = [_record("a.tflite", "emnist-bymerge", 0.88, 0.02), _record("b.tflite", "mnist", 0.99, 0.02)]
+    with pytest.raises(EdgeEmnistError, match="span 2 datasets"):
+        pick(records, "cpu", Constraints())
+    chosen, _ = pick(records, "cpu", Constraints(), dataset="emnist-bymerge")
+    assert chosen["artifact"] == "a.tflite"
+    records.append(_record("c.tflite", "emnist-bymerge", 0.95, 0.01, target="cpu:b-avx512vnni"))
+    with pytest.raises(EdgeEmnistError, match="span 2 machines"):
+        pick(records, "cpu", Constraints(), dataset="emnist-bymerge")
+
+
+def test_pick_closest_means_closest():
+    from edge_emnist.errors import EdgeEmnistError
+    from edge_emnist.report.pick import Constraints, pick
+
+    records = [_record("slow.tflite", "d", 0.89, 0.050), _record("fast.tflite", "d", 0.88, 0.015)]
+    with pytest.raises(EdgeEmnistError, match=r"closest: fast\.tflite"):
+        pick(records, "cpu", Constraints(max_latency_ms=0.001))
+
+
+def test_pick_skips_artifacts_changed_or_deleted_since_measured(tmp_path):
+    from edge_emnist.errors import EdgeEmnistError
+    from edge_emnist.report.pick import Constraints, pick
+
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    for name in ("good.tflite", "changed.tflite"):
+        (folder / name).write_bytes(name.encode())
+    records = [_record(name, "d", accuracy, 0.02, artifact_sha256=runner_module.sha256_file(folder / name))
+               for name, accuracy in (("good.tflite", 0.80), ("changed.tflite", 0.90))]
+    records.append(_record("deleted.tflite", "d", 0.95, 0.01, artifact_sha256="0" * 64))
+    (folder / "changed.tflite").write_bytes(b"another model under the same name")
+    chosen, why = pick(records, "cpu", Constraints(), artifact_dirs=[folder])
+    assert chosen["artifact"] == "good.tflite"
+    assert "changed after it was measured" in why and "deleted.tflite is not in" in why
+    (folder / "good.tflite").unlink()
+    with pytest.raises(EdgeEmnistError, match="every measured artifact is stale"):
+        pick(records, "cpu", Constraints(), artifact_dirs=[folder])
+
+
+def test_old_records_get_the_isa_of_their_host():
+    """Schema-1 records were labelled cpu:<hostname>, which machines with different CPUs shared."""
+    from edge_emnist.report.results import upgrade
+
+    host = {"hostname": "vm", "isa": ["avx", "avx2", "avx512_vnni", "avx512f", "fma"], "machine": "x86_64"}
+    assert upgrade({"schema": 1, "target": "cpu:vm", "host": host})["target"] == "cpu:vm-avx512vnni"
+    assert upgrade({"schema": 1, "target": "arm:pi", "host": host})["target"] == "arm:pi"

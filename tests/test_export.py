@@ -99,6 +99,118 @@ def test_failed_parity_leaves_nothing(tiny_run, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_refused_artifact_is_recorded_and_the_others_go_on(tiny_run, tmp_path, monkeypatch, capsys):
+    from edge_emnist.export.card import read_refusals
+
+    run, data, _ = tiny_run
+    monkeypatch.setitem(PARITY_BAR, "int8", 1.01)
+    code = main(["export", str(run), "--quantize", "int8", "--data-dir", str(data), "--out-dir", str(tmp_path)])
+    assert code == 1 and "2 artifact(s) refused" in capsys.readouterr().err
+    refusals = {r["artifact"]: r for r in read_refusals(tmp_path)}
+    assert set(refusals) == {"lenet5-mnist-int8.tflite", "lenet5-mnist-int8.onnx"}
+    assert refusals["lenet5-mnist-int8.onnx"]["parity"]["checked_on"][0]["isa"] is not None
+    monkeypatch.setitem(PARITY_BAR, "int8", 0.99)
+    assert main(["export", str(run), "--quantize", "int8", "--format", "onnx", "--data-dir", str(data),
+                 "--out-dir", str(tmp_path)]) == 0
+    assert [r["artifact"] for r in read_refusals(tmp_path)] == ["lenet5-mnist-int8.tflite"]  # passed: forgotten
+
+
+def test_quantized_onnx_is_all_uint8_and_cpu_independent(tiny_run, tmp_path):
+    """int8 x int8 products saturate in ONNX Runtime's AVX2 kernels (no VNNI); uint8 x uint8 never do. With only
+    uint8 tensors the fused int8 graph answers as the unfused one (float math between Q/DQ) does, on any CPU."""
+    import onnx
+
+    from edge_emnist.bench.runtimes import OrtModel
+    from edge_emnist.export.onnx_unsigned import eight_bit_types
+
+    run, data, (images, _) = tiny_run
+    x = images[..., None].astype(np.float32) / 255
+    for quantize in ("int8", "dynamic"):
+        (path,) = export_run(run, ExportOptions(quantize=quantize, formats=("onnx",), out_dir=tmp_path),
+                             data_dir=data, log=lambda _: None)
+        assert eight_bit_types(onnx.load(str(path))) == {"uint8"}
+        if quantize == "int8":
+            fused, unfused = (OrtModel(path, optimization=level).predict(x) for level in ("all", "basic"))
+            assert np.array_equal(fused.argmax(1), unfused.argmax(1))
+
+
+def test_to_unsigned_changes_no_answer(tiny_run, tmp_path):
+    """The uint8 rewrite is exact: the same graph with int8 tensors gives bit-identical outputs."""
+    import onnx
+
+    from edge_emnist.bench.runtimes import OrtModel
+    from edge_emnist.export import onnx as onnx_export
+    from edge_emnist.export.onnx_unsigned import to_unsigned
+
+    run, data, (images, _) = tiny_run
+    signed = tmp_path / "signed.onnx"
+    original = onnx_export._save_unsigned
+    onnx_export._save_unsigned = lambda proto, path: onnx.save(proto, str(path))  # keep the int8 tensors
+    try:
+        (path,) = export_run(run, ExportOptions(quantize="int8", formats=("onnx",), out_dir=tmp_path),
+                             data_dir=data, log=lambda _: None)
+    finally:
+        onnx_export._save_unsigned = original
+    path.replace(signed)
+    proto = onnx.load(str(signed))
+    assert to_unsigned(proto) > 0
+    onnx.save(proto, str(tmp_path / "unsigned.onnx"))
+    x = images[..., None].astype(np.float32) / 255
+    a, b = (OrtModel(tmp_path / name, optimization="basic").predict(x) for name in ("signed.onnx", "unsigned.onnx"))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_card_names_its_artifact_by_sha256_and_a_crash_between_the_two_is_detected(tiny_run, tmp_path,
+                                                                                     monkeypatch):
+    from edge_emnist.bench.runner import sha256_file
+    from edge_emnist.export.artifacts import artifact_is_current
+    from edge_emnist.export.card import card_path
+
+    run, data, _ = tiny_run
+    options = ExportOptions(quantize="none", formats=("onnx",), out_dir=tmp_path)
+    (path,) = export_run(run, options, data_dir=data, log=lambda _: None)
+    card = json.loads(card_path(path).read_text())
+    assert card["sha256"] == sha256_file(path) and artifact_is_current(path)
+    assert card["parity"]["checked_on"][0]["cpu"] and card["parity"]["checked_on"][0]["runtime"] == "ort"
+
+    real_convert, real_atomic = artifacts._convert, artifacts.atomic_path
+
+    def other_bytes(*args):  # the same model, but a different file: a re-export after retraining
+        import onnx
+
+        real_convert(*args)
+        proto = onnx.load(str(args[4]))
+        proto.doc_string = "another export"
+        onnx.save(proto, str(args[4]))
+
+    def killed_before_the_card(target):
+        if str(target).endswith(".json"):
+            raise KeyboardInterrupt
+        return real_atomic(target)
+
+    monkeypatch.setattr(artifacts, "_convert", other_bytes)
+    monkeypatch.setattr(artifacts, "atomic_path", killed_before_the_card)
+    with pytest.raises(KeyboardInterrupt):
+        export_run(run, options, data_dir=data, log=lambda _: None)
+    assert json.loads(card_path(path).read_text()) == card  # the old card stayed beside the new file ...
+    assert not artifact_is_current(path)  # ... and no longer matches it: the pair counts as neither
+
+
+def test_an_artifact_from_other_weights_is_replaced_only_with_force(tiny_run, tmp_path, capsys):
+    run, data, _ = tiny_run
+    options = ExportOptions(quantize="none", formats=("tflite",), out_dir=tmp_path)
+    (path,) = export_run(run, options, data_dir=data, log=lambda _: None)
+    card = path.with_name(path.name + ".json")
+    card.write_text(card.read_text().replace('"weights_sha256": "', '"weights_sha256": "other'))
+    before = path.read_bytes()
+    code = main(["export", str(run), "--quantize", "none", "--format", "tflite", "--data-dir", str(data),
+                 "--out-dir", str(tmp_path)])
+    assert code == 2 and "made from other weights; pass --force" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    assert main(["export", str(run), "--quantize", "none", "--format", "tflite", "--data-dir", str(data),
+                 "--out-dir", str(tmp_path), "--force"]) == 0
+
+
 def test_interrupted_export_leaves_nothing(tiny_run, tmp_path, monkeypatch):
     run, data, _ = tiny_run
 

@@ -65,6 +65,28 @@ def test_pipeline_interrupted_then_resumed(data, tmp_path, capsys, monkeypatch):
     assert "knee" in (out / "picked" / "why.txt").read_text()
 
 
+def test_refused_artifacts_never_stop_the_pipeline(data, tmp_path, capsys, monkeypatch):
+    """An artifact below its parity bar is reported and skipped; the pipeline fails only with nothing to pick."""
+    from edge_emnist.export.artifacts import PARITY_BAR
+
+    out = tmp_path / "pipe"
+    for quantize in PARITY_BAR:
+        monkeypatch.setitem(PARITY_BAR, quantize, 1.01)  # nothing passes
+    assert main(command(data, out)) == 2
+    assert "nothing to pick from: no artifact was measured (12 refused at export" in capsys.readouterr().err
+
+    monkeypatch.setitem(PARITY_BAR, "none", 0.999)  # float32 passes again; the quantized ones still fail
+    state = json.loads((out / STATE_FILE).read_text())
+    for stage in ("export:lenet5", "bench", "report"):
+        state["done"].pop(stage)
+    (out / STATE_FILE).write_text(json.dumps(state))
+    assert main(command(data, out)) == 0
+    printed = capsys.readouterr().out
+    assert "picked lenet5-mnist-" in printed and "-fp32." in printed.split("picked ")[1].splitlines()[0]
+    report = (out / "report" / "report.md").read_text()
+    assert "## Refused at export" in report and "| lenet5-mnist-p50-qat-int8.onnx |" in report
+
+
 def test_pipeline_refuses_other_settings_in_the_same_folder(data, tmp_path, capsys):
     out = tmp_path / "pipe"
     out.mkdir()
