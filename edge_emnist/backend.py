@@ -6,11 +6,18 @@ before TensorFlow is first imported. Every module gets `tf` and `keras` from her
 
 import os
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ start-up chatter out of CLI output
+from edge_emnist.bench.runtimes import VERBOSE_ENV, native_stderr_muted  # numpy only
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+# C++ start-up chatter (CUDA probing on a machine without GPU, absl's pre-init notice) stays out of the
+# terminal unless --verbose; the probing happens when the devices are first listed, so that is done here too.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if os.environ.get(VERBOSE_ENV) == "1" else "2")
+
+with native_stderr_muted():
+    import tensorflow as tf
+    import tf_keras as keras
+
+    tf.config.list_physical_devices()
 
 __all__ = ["tf", "keras"]
 

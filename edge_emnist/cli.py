@@ -324,7 +324,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     formats = tuple(FORMATS) if args.format == "all" else (args.format,)
     options = ExportOptions(quantize=args.quantize, formats=formats, io_type=args.io,
-                            calibration_size=args.calibration_size, out_dir=args.out_dir, force=args.force)
+                            calibration_size=args.calibration_size, out_dir=args.out_dir, force=args.force,
+                            check_on=tuple(args.check_on or ()), check_images=args.check_images)
     refused: list[dict] = []
     for run in args.runs:
         export_run(run, options, data_dir=args.data_dir, cache_dir=args.cache_dir,
@@ -504,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, prune, quantize, export and benchmark handwritten-character CNNs for edge devices.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let TensorFlow, LiteRT and ONNX Runtime print their own start-up and info lines")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     data = commands.add_parser("data", help="list, verify, download and look at datasets",
@@ -632,6 +635,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"default: {USER_EXPORTS}/ (your workspace; the shipped models are in exported/)")
     p.add_argument("--force", action="store_true",
                    help="replace an existing artifact that was made from other weights")
+    p.add_argument("--check-on", nargs="+", metavar="TARGET",
+                   help="also compare the answers under these emulated CPUs (edge-emnist targets), e.g. "
+                        "qemu-x86_64:haswell; the card lists every CPU the parity was checked on")
+    p.add_argument("--check-images", type=_positive_int, default=2000,
+                   help="test images per emulated check (default: 2000)")
     _data_options(p)
     p.set_defaults(handler=cmd_export)
 
@@ -739,6 +747,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        from edge_emnist.bench.runtimes import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"  # before any stage imports TensorFlow or opens a runtime
     if getattr(args, "no_download", False):
         from edge_emnist.data.source import NO_DOWNLOAD_ENV
 

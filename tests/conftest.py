@@ -10,6 +10,7 @@ import pytest
 
 from edge_emnist.data.idx import write_idx
 from edge_emnist.data.registry import SPLITS, DatasetSpec, get_dataset
+from edge_emnist.data import source
 from edge_emnist.data.source import NO_DOWNLOAD_ENV
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -73,3 +74,4 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("EDGE_EMNIST_MIRROR", raising=False)
     monkeypatch.delenv(NO_DOWNLOAD_ENV, raising=False)  # `--no-download` sets it for the process
     monkeypatch.setenv("EDGE_EMNIST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(source, "_said", set())  # each test sees its own once-per-process notices

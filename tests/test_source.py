@@ -140,3 +140,12 @@ def test_no_download_flag_reaches_every_stage(tmp_path, monkeypatch, capsys):
                  "--run-dir", str(tmp_path / "run"), "--no-download"])
     assert code == 2 and "not in the cache" in capsys.readouterr().err
     monkeypatch.delenv("EDGE_EMNIST_NO_DOWNLOAD", raising=False)  # main() set it for the rest of this process
+
+
+def test_the_unofficial_notice_is_said_once_per_process(tiny_bymerge, capsys):
+    from edge_emnist.data import load_dataset
+
+    spec, folder, _ = tiny_bymerge
+    for _ in range(3):
+        load_dataset(spec.name, folder)
+    assert capsys.readouterr().err.count("notice: ") == 1

@@ -42,11 +42,12 @@ class EmulatedCpu:
     binary: str
     cpu: str  # QEMU's -cpu model
     describes: str
+    isa: tuple[str, ...]  # what the guest's CPUID says (QEMU x86 shows the guest the host's /proc/cpuinfo)
 
 
 EMULATED_CPUS = {cpu.name: cpu for cpu in (
     EmulatedCpu("qemu-x86_64:haswell", "qemu-x86_64", "Haswell-noTSX",
-                "x86-64 with AVX2 and FMA, no AVX-512, no VNNI (int8 through vpmaddubsw)"),
+                "x86-64 with AVX2 and FMA, no AVX-512, no VNNI (int8 through vpmaddubsw)", ("avx", "avx2", "fma")),
 )}
 
 
@@ -137,4 +138,5 @@ def emulated_predictions(artifact: Path, images: np.ndarray, labels: np.ndarray,
         if done.returncode != 0 or not out.exists():
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise EdgeEmnistError(f"{artifact.name} under {cpu}: {last}")
-        return np.load(out), json.loads(done.stdout.strip().splitlines()[-1])["host"]
+        host = json.loads(done.stdout.strip().splitlines()[-1])["host"]
+        return np.load(out), {**host, "cpu": f"QEMU {spec.cpu} on {host['cpu']}", "isa": list(spec.isa)}

@@ -8,8 +8,11 @@ device runner can ship it as is.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -31,6 +34,32 @@ def package_versions(names) -> dict[str, str | None]:
         except PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+VERBOSE_ENV = "EDGE_EMNIST_VERBOSE"
+
+
+@contextlib.contextmanager
+def native_stderr_muted() -> Iterator[None]:
+    """Silence what C++ libraries write straight to file descriptor 2 (TensorFlow's CUDA probing, LiteRT's
+    "Created TensorFlow Lite XNNPACK delegate", the converter's settings), unless EDGE_EMNIST_VERBOSE=1.
+    Python's own errors are printed after the block, when the descriptor is back."""
+    if os.environ.get(VERBOSE_ENV) == "1":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor 2 (embedded, some notebooks): nothing to mute
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
@@ -56,8 +85,9 @@ class LiteRTModel:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         resolver = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        self._interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads,
-                                        experimental_op_resolver_type=resolver)
+        with native_stderr_muted():
+            self._interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads,
+                                            experimental_op_resolver_type=resolver)
         self.input = self._interpreter.get_input_details()[0]
         self.output = self._interpreter.get_output_details()[0]
 
@@ -66,7 +96,8 @@ class LiteRTModel:
             shape = list(self.input["shape"])
             shape[0] = batch
             self._interpreter.resize_tensor_input(self.input["index"], shape)
-            self._interpreter.allocate_tensors()
+            with native_stderr_muted():  # XNNPACK announces itself when the tensors are (re)allocated
+                self._interpreter.allocate_tensors()
             self._batch = batch
 
     def run_raw(self, x: np.ndarray) -> np.ndarray:

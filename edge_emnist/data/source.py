@@ -134,8 +134,14 @@ def load_split(spec: DatasetSpec, folder: Path, split: str) -> Split:
     return Split(np.ascontiguousarray(images), labels)
 
 
+_said: set[str] = set()
+
+
 def notice(message: str) -> None:
-    print(f"notice: {message}", file=sys.stderr)
+    """A notice on stderr, once per process: a pipeline loads the same data a dozen times."""
+    if message not in _said:
+        _said.add(message)
+        print(f"notice: {message}", file=sys.stderr)
 
 
 def unofficial_notice(prov: Provenance, spec: DatasetSpec) -> str:

@@ -50,6 +50,8 @@ class ExportOptions:
     out_dir: Path = USER_EXPORTS
     eval_batch: int = 256
     force: bool = False  # replace an artifact made from other weights
+    check_on: tuple[str, ...] = ()  # emulated CPUs (bench.qemu.EMULATED_CPUS) to check the answers on as well
+    check_images: int = 2000  # test images per emulated check (emulation is 10-100x slower than native)
 
     def validate(self, run: Run) -> None:
         if self.quantize not in QUANTIZATIONS:
@@ -61,6 +63,15 @@ class ExportOptions:
             raise EdgeEmnistError(f"--io must be one of {', '.join(IO_TYPES)}")
         if self.calibration_size < 1:
             raise EdgeEmnistError("--calibration-size must be at least 1")
+        from edge_emnist.bench.qemu import EMULATED_CPUS, qemu_binary
+
+        for name in self.check_on:
+            if name not in EMULATED_CPUS:
+                raise EdgeEmnistError(f"--check-on: unknown target {name!r}: choose from {', '.join(EMULATED_CPUS)}")
+            if qemu_binary(EMULATED_CPUS[name].binary) is None:
+                raise EdgeEmnistError(f"--check-on {name}: not installed (`edge-emnist targets --install {name}`)")
+        if self.check_images < 1:
+            raise EdgeEmnistError("--check-images must be at least 1")
         if run.qat and self.quantize != "int8":
             raise EdgeEmnistError(f"{run.path} was trained quantization-aware: export it with --quantize int8")
 
@@ -219,6 +230,9 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
                 artifact_accuracy = accuracy(probabilities, test_labels)
                 check["required_top1_agreement"] = PARITY_BAR[options.quantize]
                 check["checked_on"] = [_checked_on(host, RUNTIME_OF_SUFFIX[path.suffix], check, artifact_accuracy)]
+                for target in options.check_on:
+                    log(f"{path.name}: checking the answers under {target} ({options.check_images:,} images)")
+                    check["checked_on"].append(_emulated_check(tmp, target, data.test, reference, options))
                 if check["top1_agreement"] < check["required_top1_agreement"]:
                     raise ParityError(path.name, check)
                 input_spec, output_spec = _io_specs(runtime)
@@ -269,6 +283,17 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
             f"top-1 agreement {check['top1_agreement']:.4%}")
         written.append(path)
     return written
+
+
+def _emulated_check(artifact: Path, target: str, test, reference: np.ndarray, options: ExportOptions) -> dict:
+    """The artifact's answers on the first images of the test split, computed under an emulated CPU."""
+    from edge_emnist.bench.qemu import emulated_predictions
+
+    n = min(options.check_images, len(test.labels))
+    probabilities, host = emulated_predictions(artifact, test.images[:n], test.labels[:n], target)
+    subset = parity(reference[:n], probabilities)
+    line = _checked_on(host, RUNTIME_OF_SUFFIX[artifact.suffix], subset, accuracy(probabilities, test.labels[:n]))
+    return {**line, "target": target}
 
 
 def _checked_on(host: dict, runtime: str, check: dict, artifact_accuracy: float) -> dict:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from edge_emnist.backend import tf
+from edge_emnist.bench.runtimes import native_stderr_muted
 
 IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float": tf.float32}
 
@@ -46,7 +47,7 @@ def to_tflite(model, quantize: str, representative: np.ndarray | None = None, io
             converter.representative_dataset = lambda: ([samples[i: i + 1]] for i in range(len(samples)))
         converter.inference_input_type = IO_TYPES[io_type]
         converter.inference_output_type = IO_TYPES[io_type]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), native_stderr_muted():  # the converter prints its settings from C++
         # int8 models take their input ranges from the representative data; the converter still warns
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         return converter.convert()
