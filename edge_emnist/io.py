@@ -78,3 +78,29 @@ def append_jsonl(path: str | Path, records: list[dict]) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+
+
+def strip_optimizer_state(path: str | Path) -> None:
+    """Drop the optimizer's slots from a Keras `.weights.h5` file (Keras saves them when the model is
+    compiled): Adam keeps two per weight, so they are two thirds of the file, and nothing that loads
+    best/last weights needs them (resuming uses the checkpoint). The file is rewritten, not edited, because
+    HDF5 never gives deleted space back."""
+    import h5py
+
+    path = Path(path)
+    with h5py.File(path, "r") as source:
+        if "optimizer" not in source:
+            return
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as target:
+            for key, value in source.attrs.items():
+                target.attrs[key] = value
+            for name in source:
+                if name != "optimizer":
+                    source.copy(source[name], target, name=name)
+
+
+def save_weights(model, path: str | Path) -> None:
+    """Save a Keras model's weights atomically, without optimizer state."""
+    with atomic_path(path) as tmp:
+        model.save_weights(str(tmp))
+        strip_optimizer_state(tmp)

@@ -29,7 +29,7 @@ from edge_emnist.data import Dataset, load_dataset, stratified_split
 from edge_emnist.data.download import sha256_of
 from edge_emnist.data.pipeline import Augment, make_dataset
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.io import atomic_path, save_figure
+from edge_emnist.io import atomic_path, save_figure, save_weights
 from edge_emnist.models import create_model, model_entry
 from edge_emnist.models.profile import trainable_params
 
@@ -176,13 +176,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
         }
         self.history.append(row)
         if best_epoch(self.history) is row:
-            with atomic_path(self.run_dir / "best.weights.h5") as tmp:
-                self.model.save_weights(str(tmp))
-        with atomic_path(self.run_dir / "last.weights.h5") as tmp:
-            self.model.save_weights(str(tmp))
+            save_weights(self.model, self.run_dir / "best.weights.h5")
+        save_weights(self.model, self.run_dir / "last.weights.h5")
+        # The history before the checkpoint: a crash between the two leaves a row past the checkpoint, which
+        # --resume drops as it re-runs that epoch (the other order lost the epoch's row for good).
+        write_history(self.run_dir, self.history)
         self.epoch_var.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
-        write_history(self.run_dir, self.history)  # last: a crash before this re-runs the epoch
         plot_learning_curves(self.history, self.run_dir / "learning_curves.png", title=self.run_dir.name)
         if should_stop(self.history, self.config.patience):
             self.model.stop_training = True

@@ -95,6 +95,35 @@ def test_killed_run_resumes_where_it_stopped(tiny_data, tmp_path):
     assert epochs == list(range(1, 41)) and json.loads((run / "metrics.json").read_text())["epochs_run"] == 40
 
 
+def test_a_kill_between_history_and_checkpoint_loses_no_epoch_row(tiny_data, tmp_path, monkeypatch):
+    """Epoch 2's row is written, its checkpoint is not: --resume re-runs epoch 2 and keeps every row once."""
+    import tensorflow as tf
+
+    real_save = tf.train.CheckpointManager.save
+
+    def killed_at_epoch_2(self, checkpoint_number=None, **kwargs):
+        if checkpoint_number == 2:
+            raise KeyboardInterrupt
+        return real_save(self, checkpoint_number=checkpoint_number, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", killed_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(epochs=3), tmp_path / "run", data_dir=tiny_data, verbose=0)
+    assert [row["epoch"] for row in read_history(tmp_path / "run")] == [1, 2]
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
+    train(config(epochs=3), tmp_path / "run", resume=True, data_dir=tiny_data, verbose=0)
+    assert [row["epoch"] for row in read_history(tmp_path / "run")] == [1, 2, 3]
+
+
+def test_saved_weights_hold_no_optimizer_state(tiny_data, tmp_path):
+    import h5py
+
+    train(config(epochs=1), tmp_path / "run", data_dir=tiny_data, verbose=0)
+    for name in ("best.weights.h5", "last.weights.h5"):
+        with h5py.File(tmp_path / "run" / name) as f:
+            assert "optimizer" not in f and "layers" in f
+
+
 def test_early_stopping_uses_validation(tiny_data, tmp_path):
     metrics = train(config(epochs=30, patience=1, lr=0.5, optimizer="sgd"), tmp_path / "run",
                     data_dir=tiny_data, verbose=0)

@@ -17,6 +17,7 @@ from edge_emnist.data import load_dataset
 from edge_emnist.data.download import sha256_of
 from edge_emnist.data.pipeline import make_dataset
 from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.io import save_weights
 from edge_emnist.optimize import prune as pruning
 from edge_emnist.optimize.qat import calibrate_ranges, quantize_wrap
 from edge_emnist.runs import Run, open_run, optimization_tag
@@ -122,7 +123,7 @@ def _write_run(output: Path, source: Run, model, optimization: dict, metrics: di
     staging.mkdir()
     try:
         shutil.copy(source.path / "config.json", staging / "config.json")
-        model.save_weights(str(staging / "best.weights.h5"))
+        save_weights(model, staging / "best.weights.h5")
         metrics["best_weights_sha256"] = sha256_of(staging / "best.weights.h5")
         (staging / "optimization.json").write_text(json.dumps(optimization, indent=2) + "\n")
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
