@@ -104,3 +104,43 @@ def save_weights(model, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         model.save_weights(str(tmp))
         strip_optimizer_state(tmp)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[None]:
+    """Hold `folder/.lock` for the block; a second holder gets a one-line error naming the first one.
+
+    An OS lock (flock), so a killed process never leaves a stale lock: the kernel drops it with the process.
+    """
+    import fcntl
+    import json
+    import platform
+    import sys
+    import time
+
+    from edge_emnist.errors import EdgeEmnistError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / ".lock", "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            try:
+                holder = json.loads(handle.read() or "{}")
+            except ValueError:
+                holder = {}
+            raise EdgeEmnistError(
+                f"{folder} is in use by process {holder.get('pid', '?')} on {holder.get('host', '?')} "
+                f"(`{holder.get('command', '?')}`, since {holder.get('since', '?')}); wait for it, or use another "
+                "folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": platform.node(), "since": time.strftime("%H:%M:%S"),
+                                 "command": " ".join(["edge-emnist", *sys.argv[1:]])[:200]}))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.io import atomic_path
+from edge_emnist.io import atomic_path, folder_lock
 
 STATE_FILE = "pipeline.json"
 
@@ -249,6 +249,10 @@ class Pipeline:
 
     def execute(self) -> dict:
         self.config.validate()
+        with folder_lock(self.out):  # two pipelines on one --out would race on every stage
+            return self._execute()
+
+    def _execute(self) -> dict:
         self.load_state()
         if "pick" in self.state["done"]:  # the constraints may have changed: the pick is cheap, redo it
             self.state["done"].pop("pick")

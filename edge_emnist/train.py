@@ -29,7 +29,7 @@ from edge_emnist.data import Dataset, load_dataset, stratified_split
 from edge_emnist.data.download import sha256_of
 from edge_emnist.data.pipeline import Augment, make_dataset
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.io import atomic_path, save_figure, save_weights
+from edge_emnist.io import atomic_path, folder_lock, save_figure, save_weights
 from edge_emnist.models import create_model, model_entry
 from edge_emnist.models.profile import trainable_params
 
@@ -225,8 +225,6 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> TrainC
         if config.lr_schedule != "constant":  # and may switch on a schedule (never silently off)
             saved.lr_schedule = config.lr_schedule
         return saved
-    if resume and not run_dir.exists():
-        raise EdgeEmnistError(f"nothing to resume in {run_dir}: it does not exist")
     run_dir.mkdir(parents=True, exist_ok=True)
     return config
 
@@ -267,6 +265,13 @@ def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = Fa
     """Train (or resume) one run; returns the metrics also written to metrics.json."""
     config.validate()
     run_dir = Path(run_dir or default_run_dir(config))
+    if resume and not run_dir.exists():
+        raise EdgeEmnistError(f"nothing to resume in {run_dir}: it does not exist")
+    with folder_lock(run_dir):  # a second `train` into the same folder says who holds it
+        return _train(config, run_dir, resume, data_dir, cache_dir, verbose)
+
+
+def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir, verbose: int | None) -> dict:
     config = _prepare_run_dir(config, run_dir, resume)
     history = read_history(run_dir)
     if (run_dir / "metrics.json").exists() and history and (

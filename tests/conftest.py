@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_emnist.data import source
 from edge_emnist.data.idx import write_idx
 from edge_emnist.data.registry import SPLITS, DatasetSpec, get_dataset
-from edge_emnist.data import source
 from edge_emnist.data.source import NO_DOWNLOAD_ENV
 
 os.environ.setdefault("MPLBACKEND", "Agg")

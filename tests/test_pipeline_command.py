@@ -107,3 +107,14 @@ def test_pipeline_bad_arguments(data, tmp_path, capsys, argv, message):
         code = exit_.code
     assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+def test_a_second_pipeline_on_the_same_out_says_who_holds_it(data, tmp_path, capsys):
+    from edge_emnist.io import folder_lock
+
+    out = tmp_path / "pipe"
+    with folder_lock(out):  # as a running pipeline holds it
+        assert main(command(data, out)) == 2
+    err = capsys.readouterr().err
+    assert f"{out} is in use by process " in err and "edge-emnist" in err
+    assert not (out / STATE_FILE).exists()

@@ -175,3 +175,10 @@ def test_bad_training_arguments(capsys):
     assert "invalid choice" in capsys.readouterr().err
     with pytest.raises(EdgeEmnistError, match="learning rate must be positive"):
         TrainConfig(arch="lenet5", lr=0).validate()
+
+
+def test_two_trainings_into_one_folder(tiny_data, tmp_path):
+    from edge_emnist.io import folder_lock
+
+    with folder_lock(tmp_path / "run"), pytest.raises(EdgeEmnistError, match="is in use by process"):
+        train(config(), tmp_path / "run", data_dir=tiny_data, verbose=0)
