@@ -277,3 +277,55 @@ def test_page_reads_drawn_characters_in_chromium(server, browser, tmp_path):
         draw(browser, canvas, STROKES["A"])
         wait_for(browser, "return window.edgeDemo.last && window.edgeDemo.last.pythonMaxDiff !== undefined")
         browser.save_screenshot(os.environ["EDGE_EMNIST_SCREENSHOT"])
+
+
+@NEEDS_ORT_WEB
+def test_one_malformed_card_or_outside_link_costs_only_that_model(exported, tmp_path, capsys):
+    (exported / "broken.onnx").write_bytes(b"x")
+    (exported / "broken.onnx.json").write_text("{not json")
+    (tmp_path / "passwd").write_text("root:x:0:0")
+    (exported / "leak.onnx").symlink_to(tmp_path / "passwd")
+    (exported / "leak.onnx.json").symlink_to(exported / f"{MODEL.name}.json")
+    httpd = demo_server.make_server(exported, port=0, quiet=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = httpd.server_address[1]
+        status, _, listing = request(port, "GET", "/api/models")
+        assert status == 200 and [m["name"] for m in json.loads(listing)] == [MODEL.name]
+        assert request(port, "GET", f"/models/{MODEL.name}")[0] == 200
+        for name in ("broken.onnx", "leak.onnx"):
+            status, _, body = request(port, "GET", f"/models/{name}")
+            assert status == 404 and b"root:x" not in body
+        err = capsys.readouterr().err
+        assert "not offering broken.onnx: unreadable card" in err and "not offering leak.onnx" in err
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@NEEDS_ORT_WEB
+def test_server_refuses_other_host_names_and_sends_a_csp(server):
+    status, _, body = request(server, "GET", "/api/models", headers={"Host": "attacker.example:80"})
+    assert status == 403 and "unexpected Host header" in json.loads(body)["error"]
+    connection = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
+    connection.request("GET", "/", headers={"Host": f"localhost:{server}"})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    assert response.status == 200 and "default-src 'self'" in response.getheader("Content-Security-Policy")
+
+
+@NEEDS_ORT_WEB
+def test_absurd_numbers_and_slow_clients_are_answered(server, monkeypatch):
+    body = b'{"width": 1e400, "height": 1, "ink": ""}'
+    status, _, data = request(server, "POST", "/api/preprocess", body, {"Content-Type": "application/json"})
+    assert status == 400 and json.loads(data)["error"]
+    import socket
+
+    slow = socket.create_connection(("127.0.0.1", server), timeout=30)
+    slow.sendall(b"GET / HTTP/1.1\r\n")  # and then nothing more: the server hangs up after its timeout
+    started = time.perf_counter()
+    assert slow.recv(1024) == b""  # closed, not held
+    assert time.perf_counter() - started <= demo_server.DemoHandler.timeout + 5
+    slow.close()

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import mimetypes
+import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
+from edge_emnist.bench.runner import sha256_file
 from edge_emnist.demo.preprocess import preprocess
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.card import card_path
@@ -41,28 +43,64 @@ def check_runtime_installed() -> None:
                               "(Node.js and npm, once; afterwards the demo works offline)")
 
 
+_reported: set[str] = set()
+
+
+def _skip(path: Path, reason: str) -> None:
+    """Say once (per file and reason) why a model is not offered; the others are still served."""
+    line = f"demo: not offering {path.name}: {reason}"
+    if line not in _reported:
+        _reported.add(line)
+        print(line, file=sys.stderr)
+
+
+def inside(path: Path, folder: Path) -> bool:
+    """True when `path`, links resolved, is a file inside `folder` (a symlink out of it is refused)."""
+    try:
+        return path.resolve(strict=True).is_relative_to(folder.resolve()) and path.resolve().is_file()
+    except OSError:
+        return False
+
+
 def list_models(exported: Path) -> list[dict]:
-    """The .onnx artifacts with a model card, int8 first: what the page's picker offers."""
+    """The .onnx artifacts with a readable model card, int8 first: what the page's picker offers. A malformed
+    card, a card for another file, or a link out of the folder costs only that model (with a logged reason)."""
     models = []
     for path in sorted(exported.glob("*.onnx")):
         card_file = card_path(path)
         if not card_file.exists():
             continue
-        card = json.loads(card_file.read_text())
-        models.append({
-            "name": path.name, "arch": card.get("arch"), "dataset": card.get("dataset"),
-            "quantize": card.get("quantize"), "size_bytes": path.stat().st_size,
-            "accuracy": (card.get("accuracy") or {}).get("artifact"),
-            "labels": card["labels"], "input": card["input"], "output": card.get("output"),
-        })
+        if not (inside(path, exported) and inside(card_file, exported)):
+            _skip(path, f"it or its card lies outside {exported}")
+            continue
+        try:
+            card = json.loads(card_file.read_text())
+            if card.get("sha256") and card["sha256"] != sha256_file(path):
+                _skip(path, "its card describes another file (sha256 differs)")
+                continue
+            models.append({
+                "name": path.name, "arch": card.get("arch"), "dataset": card.get("dataset"),
+                "quantize": card.get("quantize"), "size_bytes": path.stat().st_size,
+                "accuracy": float((card.get("accuracy") or {}).get("artifact") or 0) or None,
+                "labels": dict(card["labels"]), "input": dict(card["input"]), "output": card.get("output"),
+            })
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            _skip(path, f"unreadable card ({type(error).__name__}: {error})")
     models.sort(key=lambda m: (m["quantize"] != "int8", -(m["accuracy"] or 0)))
     return models
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; "
+       "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 
 class DemoHandler(BaseHTTPRequestHandler):
     server_version = "edge-emnist-demo"
     exported: Path = Path("exported")
     quiet = False
+    allowed_hosts: frozenset[str] | None = None  # Host header values accepted (None: any, for --host 0.0.0.0)
+    timeout = 10  # seconds a client may take to send its request: a slow one never holds a thread for good
 
     # --- responses -------------------------------------------------------------------------------------
     def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
@@ -71,6 +109,8 @@ class DemoHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("Referrer-Policy", "no-referrer")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -93,7 +133,17 @@ class DemoHandler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.do_GET()
 
+    def _host_allowed(self) -> bool:
+        """DNS rebinding: a page on another site that resolves its own name to 127.0.0.1 sends its own Host."""
+        if self.allowed_hosts is None or self.headers.get("Host", "").lower() in self.allowed_hosts:
+            return True
+        self._error(HTTPStatus.FORBIDDEN, f"unexpected Host header {self.headers.get('Host')!r}: open the demo "
+                                          "at the address it printed")
+        return False
+
     def do_GET(self) -> None:
+        if not self._host_allowed():
+            return
         path = unquote(urlsplit(self.path).path)
         if path in ("/", "/index.html"):
             return self._file(WEB / "index.html")
@@ -118,9 +168,13 @@ class DemoHandler(BaseHTTPRequestHandler):
         target = folder / name
         if not target.is_file():
             return self._error(HTTPStatus.NOT_FOUND, f"{name} is missing on the server")
+        if not inside(target, folder):
+            return self._error(HTTPStatus.FORBIDDEN, f"{name} links outside the served folder")
         self._file(target)
 
     def do_POST(self) -> None:
+        if not self._host_allowed():
+            return
         path = urlsplit(self.path).path
         if path != "/api/preprocess":
             return self._error(HTTPStatus.NOT_FOUND, f"nothing to POST at {path}")
@@ -135,7 +189,7 @@ class DemoHandler(BaseHTTPRequestHandler):
             request = json.loads(self.rfile.read(int(length)))
             width, height = int(request["width"]), int(request["height"])
             ink = np.frombuffer(base64.b64decode(request["ink"], validate=True), dtype=np.uint8)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error):
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError, binascii.Error):
             return self._error(HTTPStatus.BAD_REQUEST, 'want JSON {"width": W, "height": H, "ink": base64 of '
                                                        "W*H bytes, 0 paper to 255 ink}")
         if not (0 < width and 0 < height and width * height <= MAX_DRAWING_PIXELS and ink.size == width * height):
@@ -155,6 +209,12 @@ def make_server(exported: Path, host: str = "127.0.0.1", port: int = 8000, quiet
                               "`edge-emnist export RUN --quantize int8 --format onnx`")
     handler = type("Handler", (DemoHandler,), {"exported": exported.resolve(), "quiet": quiet})
     try:
-        return ThreadingHTTPServer((host, port), handler)
+        server = ThreadingHTTPServer((host, port), handler)
     except OSError as error:
         raise EdgeEmnistError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    if host not in ("0.0.0.0", "::", ""):  # bound to one address: only its own names may be asked for
+        bound = server.server_address[1]
+        names = {host, *LOOPBACK_NAMES} if host in ("127.0.0.1", "localhost", "::1") else {host}
+        handler.allowed_hosts = frozenset(f"{name}:{bound}".lower() for name in names) | frozenset(
+            name.lower() for name in names if bound == 80)
+    return server
