@@ -186,3 +186,17 @@ def test_mnist_file_download_through_mirror_env(server, tmp_path, monkeypatch):
     data = load_dataset(spec, cache_dir=tmp_path / "cache", progress=False)
     assert data.provenance.official and len(data.train) == 30
     assert sorted(p for p, _ in server.requests) == sorted(f"/mnist/{n}" for n in spec.filenames())
+
+
+def test_a_download_that_is_not_a_zip_is_not_kept(server, tmp_path):
+    """A proxy's HTML page saved as gzip.zip used to stay in the cache and fail every later run."""
+    spec = get_dataset("emnist-balanced")
+    server.files["/emnist/gzip.zip"] = b"<html>please log in</html>"
+    with pytest.raises(DataError, match="is not a zip archive .* deleted"):
+        dl.download(spec, tmp_path / "cache" / "emnist", mirror=server.url, progress=False)
+    assert not (tmp_path / "cache" / "emnist" / "gzip.zip").exists()
+    source = tmp_path / "release"
+    write_tiny(spec, source)
+    spec = _with_checksums(spec, source)
+    server.files["/emnist/gzip.zip"] = _zip({f"gzip/{p.name}": p.read_bytes() for p in source.iterdir()})
+    assert dl.download(spec, tmp_path / "cache" / "emnist", mirror=server.url, progress=False)  # next run works

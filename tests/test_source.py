@@ -149,3 +149,29 @@ def test_the_unofficial_notice_is_said_once_per_process(tiny_bymerge, capsys):
     for _ in range(3):
         load_dataset(spec.name, folder)
     assert capsys.readouterr().err.count("notice: ") == 1
+
+
+def test_a_missing_file_is_named(tiny_bymerge):
+    spec, folder, _ = tiny_bymerge
+    (folder / spec.filename("test", "labels")).unlink()
+    with pytest.raises(DataError, match=f"has 3 of its files but not {spec.filename('test', 'labels')}"):
+        load_dataset(spec.name, folder, quiet=True)
+
+
+def test_a_gzip_bomb_is_refused_from_its_header(tiny_bymerge):
+    """A small gzip whose header declares far more images than the dataset has is refused before inflating."""
+    import gzip
+    import time
+
+    spec, folder, _ = tiny_bymerge
+    count = spec.official_counts["test"] + 1
+    header = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (count, 28, 28))
+    with gzip.open(folder / spec.filename("test", "images"), "wb") as f:
+        f.write(header)
+        zeros = bytes(1 << 20)
+        for _ in range(count * 784 >> 20):  # ~91 MB of zeros in ~90 KB of gzip
+            f.write(zeros)
+    started = time.perf_counter()
+    with pytest.raises(DataError, match="refused unread"):
+        load_dataset(spec.name, folder, quiet=True)
+    assert time.perf_counter() - started < 2

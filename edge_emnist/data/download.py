@@ -166,6 +166,11 @@ def download(spec: DatasetSpec, dest_dir: Path, *, mirror: str | None = None, pr
         return dest_dir
     # One archive holds every dataset of the family: extract it all once, verify, drop the archive.
     archive = fetch(family_urls(family, family.archive, mirror), dest_dir / family.archive, None, progress=progress)
+    if not zipfile.is_zipfile(archive):  # a proxy's error page, say: kept, it would poison every later run
+        size, head = archive.stat().st_size, archive.read_bytes()[:16]
+        archive.unlink()
+        raise DataError(f"what arrived as {archive.name} is not a zip archive ({size:,} bytes starting {head!r}); "
+                        "it was deleted: check the network or the mirror and run again")
     extracted = safe_extract(archive, dest_dir, family.archive_prefix)
     checksums = family.official()
     for path in extracted:

@@ -67,21 +67,32 @@ def read_idx_shape(path: Path) -> tuple[int, ...]:
     return parse_header(head, Path(path))[1]
 
 
-def read_idx(path: Path, *, rank: int | None = None, dtype: np.dtype | type | None = None) -> np.ndarray:
-    """Read a whole IDX file, checking magic, dtype, rank and declared against actual byte size."""
+def read_idx(path: Path, *, rank: int | None = None, dtype: np.dtype | type | None = None,
+             shape_limit: tuple[int | None, ...] | None = None) -> np.ndarray:
+    """Read a whole IDX file, checking magic, dtype, rank and declared against actual byte size.
+
+    The header says how many bytes follow, so no more than that (plus one, to notice trailing bytes) is ever
+    inflated: a small gzip that would expand to gigabytes is refused after its header, not after filling memory.
+    `shape_limit` bounds each dimension (None: any), checked on the header before any data is read.
+    """
     path = Path(path)
-    data = read_bytes(path)
-    file_dtype, shape, header_len = parse_header(data, path)
+    head = read_bytes(path, limit=4 + 4 * 255)
+    file_dtype, shape, header_len = parse_header(head, path)
+    if shape_limit is not None and len(shape) == len(shape_limit) and any(
+            limit is not None and size > limit for size, limit in zip(shape, shape_limit, strict=True)):
+        raise DataError(f"{path}: header declares shape {shape}, more than this dataset can hold "
+                        f"({' x '.join('any' if n is None else f'{n:,}' for n in shape_limit)}); refused unread")
+    expected = prod(shape) * file_dtype.itemsize
+    data = read_bytes(path, limit=header_len + expected + 1)
     if rank is not None and len(shape) != rank:
         raise DataError(f"{path}: rank {len(shape)} (shape {shape}), expected rank {rank}")
     if dtype is not None and file_dtype != np.dtype(dtype):
         raise DataError(f"{path}: element type {file_dtype}, expected {np.dtype(dtype)}")
-    expected = prod(shape) * file_dtype.itemsize
     actual = len(data) - header_len
     if actual != expected:
         raise DataError(
             f"{path}: header declares shape {shape} ({expected:,} bytes of data) but the file holds "
-            f"{actual:,} bytes" + (" (truncated)" if actual < expected else " (trailing bytes)")
+            + (f"{actual:,} bytes (truncated)" if actual < expected else "more (trailing bytes)")
         )
     array = np.frombuffer(data, dtype=file_dtype, offset=header_len).reshape(shape)
     return array.astype(file_dtype.newbyteorder("="), copy=False)

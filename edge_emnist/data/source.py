@@ -41,6 +41,18 @@ def find_local(spec: DatasetSpec, root: Path) -> Path | None:
     return None
 
 
+def _what_is_missing(spec: DatasetSpec, root: Path) -> str:
+    """Name the missing files of the folder that has most of them, or say that none is anywhere."""
+    folders = [f for f in candidate_dirs(spec, root) if f.is_dir()]
+    present = {f: [n for n in spec.filenames() if (f / n).is_file()] for f in folders}
+    best = max(folders, key=lambda f: len(present[f]), default=None)
+    if best is None or not present[best]:
+        return (f"files not found in {root} or its sub-folders {', '.join(spec.family.local_dirs)} "
+                f"(looked for {spec.filename('train', 'images')} and 3 more)")
+    missing = [n for n in spec.filenames() if n not in present[best]]
+    return f"{best} has {len(present[best])} of its files but not {', '.join(missing)}"
+
+
 def locate(
     spec: DatasetSpec,
     data_dir: str | Path | None = None,
@@ -54,10 +66,7 @@ def locate(
     if root is not None:
         found = find_local(spec, root)
         if found is None:
-            raise DataError(
-                f"{spec.name}: files not found in {root} or its sub-folders "
-                f"{', '.join(spec.family.local_dirs)} (looked for {spec.filename('train', 'images')} and 3 more)"
-            )
+            raise DataError(f"{spec.name}: {_what_is_missing(spec, root)}")
         return found
     cache = Path(cache_dir or default_cache_dir()) / spec.family.name
     if all((cache / name).is_file() for name in spec.filenames()):
@@ -118,10 +127,12 @@ class Dataset:
 def load_split(spec: DatasetSpec, folder: Path, split: str) -> Split:
     images_path = folder / spec.filename(split, "images")
     labels_path = folder / spec.filename(split, "labels")
-    images = read_idx(images_path, rank=3, dtype=np.uint8)
-    labels = read_idx(labels_path, rank=1, dtype=np.uint8)
-    if images.shape[1:] != (28, 28):
-        raise DataError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, expected 28x28")
+    declared = read_idx_shape(images_path)  # the header alone: a wrong file is refused before it is inflated
+    if len(declared) == 3 and declared[1:] != (28, 28):
+        raise DataError(f"{images_path}: images are {declared[1]}x{declared[2]}, expected 28x28")
+    most = spec.official_counts[split]  # local copies are subsets; nothing larger is read into memory
+    images = read_idx(images_path, rank=3, dtype=np.uint8, shape_limit=(most, 28, 28))
+    labels = read_idx(labels_path, rank=1, dtype=np.uint8, shape_limit=(most,))
     if len(images) != len(labels):
         raise DataError(f"{labels_path}: {len(labels):,} labels for {len(images):,} images in {images_path.name}")
     labels = labels.astype(np.int64) - spec.label_offset
