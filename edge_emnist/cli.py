@@ -186,14 +186,19 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from edge_emnist.models import create_model, list_models, model_entry
-    from edge_emnist.models.profile import macs, trainable_params
+    from edge_emnist.models import list_models
+    from edge_emnist.models.profile import cached_profiles, macs, trainable_params
     from edge_emnist.report.tables import markdown_table, text_table
 
-    rows = []
-    for name in list_models():
-        model = create_model(name, args.classes)
-        rows.append([name, trainable_params(model), macs(model), model_entry(name).description])
+    profiles = cached_profiles()  # no TensorFlow for the usual class counts: the listing is instant
+    if any(str(args.classes) not in profiles.get(name, {}).get("classes", {}) for name in list_models()):
+        from edge_emnist.models import create_model, model_entry
+
+        profiles = {name: {"description": model_entry(name).description, "classes": {
+            str(args.classes): [trainable_params(m), macs(m)] for m in [create_model(name, args.classes)]}}
+            for name in list_models()}
+    rows = [[name, *profiles[name]["classes"][str(args.classes)], profiles[name]["description"]]
+            for name in list_models()]
     headers = ["architecture", f"trainable parameters ({args.classes} classes)", "MACs per image", "description"]
     print((markdown_table if args.markdown else text_table)(headers, rows))
     return 0
@@ -306,6 +311,9 @@ def _optimize(args: argparse.Namespace, prune, qat: bool, qat_epochs: int | None
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from edge_emnist.runs import check_run_folder
+
+    check_run_folder(args.run)  # before TensorFlow loads
     from edge_emnist.optimize.prune import PruneConfig, parse_m_by_n
 
     prune = PruneConfig(args.sparsity, args.schedule, parse_m_by_n(args.m_by_n) if args.m_by_n else None)
@@ -316,10 +324,17 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_qat(args: argparse.Namespace) -> int:
+    from edge_emnist.runs import check_run_folder
+
+    check_run_folder(args.run)  # before TensorFlow loads
     return _optimize(args, None, True)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from edge_emnist.runs import check_run_folder
+
+    for run in args.runs:  # before TensorFlow loads: a wrong path is reported in a fraction of a second
+        check_run_folder(run)
     from edge_emnist.export.artifacts import FORMATS, ExportOptions, export_run
 
     formats = tuple(FORMATS) if args.format == "all" else (args.format,)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.train import TrainConfig
+
+if TYPE_CHECKING:
+    from edge_emnist.train import TrainConfig
 
 
 def optimization_tag(sparsity: float | None, m_by_n, qat: bool) -> str:
@@ -69,15 +72,24 @@ class Run:
         return model
 
 
-def open_run(path: str | Path) -> Run:
+def check_run_folder(path: str | Path) -> Path:
+    """The cheap part of opening a run (no TensorFlow): the CLI calls it before any heavy import, so a typo in
+    a path is reported at once."""
     path = Path(path)
     if not path.is_dir():
         raise EdgeEmnistError(f"no run at {path}: not a folder (train one with `edge-emnist train`)")
-    config_path, weights = path / "config.json", path / "best.weights.h5"
-    if not config_path.exists():
+    if not (path / "config.json").exists():
         raise EdgeEmnistError(f"{path} is not a run folder: config.json is missing")
-    if not weights.exists():
+    if not (path / "best.weights.h5").exists():
         raise EdgeEmnistError(f"{path} has no best.weights.h5 yet: has its training finished its first epoch?")
+    return path
+
+
+def open_run(path: str | Path) -> Run:
+    from edge_emnist.train import TrainConfig
+
+    path = check_run_folder(path)
+    config_path = path / "config.json"
     try:
         config = TrainConfig(**json.loads(config_path.read_text()))
     except (json.JSONDecodeError, TypeError) as error:

@@ -79,3 +79,18 @@ def test_models_command_lists_every_architecture(capsys):
     assert main(["models", "--markdown"]) == 0
     out = capsys.readouterr().out
     assert "| lenet5 | 64,851 | 419,628 |" in out and out.count("\n| ") == 6
+
+
+def test_kept_profiles_match_the_models():
+    """`edge-emnist models` lists from models/profiles.json (no TensorFlow): it must say what the models are.
+    After changing an architecture: python -m edge_emnist.models.profile"""
+    from edge_emnist.models.profile import cached_profiles, compute_profiles
+
+    assert cached_profiles() == compute_profiles()
+
+
+def test_models_command_computes_other_class_counts(capsys):
+    from edge_emnist.cli import main
+
+    assert main(["models", "--classes", "5"]) == 0
+    assert "61,281" in capsys.readouterr().out  # LeNet-5 at 5 classes: 64,851 - 42 x 85

@@ -6,11 +6,34 @@ activations and additions are comparatively free), the usual convention for comp
 
 from __future__ import annotations
 
+import json
 from math import prod
+from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.backend import keras
+# Parameters, MACs and descriptions of every architecture at the class counts of the datasets, kept so that
+# `edge-emnist models` answers without importing TensorFlow. Made by `python -m edge_emnist.models.profile`;
+# tests/test_models.py checks it against the models themselves.
+PROFILES = Path(__file__).with_name("profiles.json")
+CLASS_COUNTS = (10, 26, 47, 62)
+
+
+def cached_profiles() -> dict:
+    """{arch: {"description": ..., "classes": {"47": [params, macs], ...}}}, or {} if the file is missing."""
+    try:
+        return json.loads(PROFILES.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def compute_profiles() -> dict:
+    from edge_emnist.models import create_model, list_models, model_entry
+
+    return {name: {"description": model_entry(name).description,
+                   "classes": {str(n): [trainable_params(m), macs(m)] for n in CLASS_COUNTS
+                               for m in [create_model(name, n)]}}
+            for name in list_models()}
 
 
 def trainable_params(model) -> int:
@@ -18,6 +41,8 @@ def trainable_params(model) -> int:
 
 
 def layer_macs(layer) -> int:
+    from edge_emnist.backend import keras
+
     if isinstance(layer, keras.layers.Conv2D):  # DepthwiseConv2D too: its kernel is (kh, kw, in, multiplier)
         return int(prod(layer.output_shape[1:3]) * prod(layer.kernel.shape))
     if isinstance(layer, keras.layers.Dense):
@@ -27,3 +52,8 @@ def layer_macs(layer) -> int:
 
 def macs(model) -> int:
     return int(sum(layer_macs(layer) for layer in model.layers))
+
+
+if __name__ == "__main__":
+    PROFILES.write_text(json.dumps(compute_profiles(), indent=1) + "\n")
+    print(f"wrote {PROFILES}")
