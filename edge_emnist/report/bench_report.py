@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,7 +48,7 @@ def pareto_plot(points: list[dict], target: str, output: Path) -> Path:
     plt = _plt()
     front = pareto_front(points)
     best = knee(front)
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=110)
     by_runtime = defaultdict(list)
     for p in points:
         by_runtime[p["runtime"]].append(p)
@@ -58,23 +59,39 @@ def pareto_plot(points: list[dict], target: str, output: Path) -> Path:
             lw=1, label="Pareto front", zorder=2)
     ax.scatter([best["latency"]["p90_ms"]], [100 * best["accuracy"]], s=180, facecolors="none",
                edgecolors="crimson", lw=1.5, label="knee", zorder=4)
-    # Front points get a number beside the marker and a key in the corner: long names never collide.
-    key = []
-    for number, p in enumerate(front, 1):
-        ax.annotate(str(number), (p["latency"]["p90_ms"], 100 * p["accuracy"]), textcoords="offset points",
-                    xytext=(6, -3), fontsize=8, fontweight="bold")
-        key.append(f"{number}  {p['artifact']} ({p['runtime']}, {p['settings'].get('threads')}t)")
-    ax.text(0.99, 0.02, "\n".join(key), transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
-            family="monospace", bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})
+    # Front points get a number up and to the left of the marker (clear of the knee's ring, which is drawn
+    # around the point) and a key outside the axes: long names never cover data.
+    key = [f"{n}  {p['artifact']} ({p['runtime']}, {p['settings'].get('threads')}t)" for n, p in enumerate(front, 1)]
+    for numbers, (x, y) in _label_groups(front):  # points that would print on top of each other share a label
+        ax.annotate(",".join(map(str, numbers)), (x, y), textcoords="offset points", xytext=(-9, 7), ha="right",
+                    fontsize=8, fontweight="bold", zorder=5,
+                    bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    ax.text(1.02, 0.0, "Pareto front:\n" + "\n".join(key), transform=ax.transAxes, ha="left", va="bottom",
+            fontsize=7, family="monospace")
     ax.set_xscale("log")
     ax.margins(x=0.25, y=0.1)
     ax.set_xlabel("p90 latency at batch 1 (ms, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"Accuracy vs latency on {target}", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return save_figure(fig, output)
+
+
+def _label_groups(front: list[dict], dx: float = 0.08, dy: float = 0.2) -> list[tuple[list[int], tuple]]:
+    """Front points numbered from 1, grouped when closer than `dx` decades of latency and `dy` accuracy
+    points to the previous one: one label per group, at its first point."""
+    groups: list[tuple[list[int], tuple]] = []
+    last = None
+    for number, p in enumerate(front, 1):
+        x, y = p["latency"]["p90_ms"], 100 * p["accuracy"]
+        if last and abs(math.log10(x) - math.log10(last[0])) < dx and abs(y - last[1]) < dy:
+            groups[-1][0].append(number)
+        else:
+            groups.append(([number], (x, y)))
+        last = (x, y)
+    return groups
 
 
 def size_plot(records: list[dict], output: Path) -> Path:
@@ -86,7 +103,8 @@ def size_plot(records: list[dict], output: Path) -> Path:
     ax.barh([i + 0.2 for i in y], [sizes[n][0] for n in names], height=0.4, label="raw")
     ax.barh([i - 0.2 for i in y], [sizes[n][1] for n in names], height=0.4, label="gzip -9")
     ax.set_yticks(list(y), names, fontsize=7)
-    ax.set_xlabel("KiB")
+    ax.set_xscale("log")  # 50 KiB beside 90 MB: on a linear axis the small models' bars vanish
+    ax.set_xlabel("KiB (log scale)")
     ax.set_title("Artifact size", fontsize=10)
     ax.legend(frameon=False, fontsize=8)
     ax.grid(alpha=0.3, axis="x")
