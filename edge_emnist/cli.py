@@ -58,10 +58,21 @@ def cmd_data_list(args: argparse.Namespace) -> int:
             p.counts["train"] if p.counts else "-", p.counts["test"] if p.counts else "-",
             {None: "-", True: "yes", False: "no"}[p.official], str(p.folder) if p.folder else "not present",
         ])
+        if args.check:  # about a second per present dataset
+            rows[-1].append(_label_verdict(p) if p.folder else "-")
     print(f"looking in {root}")
-    print(text_table(["dataset", "classes", "official train", "official test", "local train", "local test",
-                      "official", "folder"], rows))
+    headers = ["dataset", "classes", "official train", "official test", "local train", "local test", "official",
+               "folder"]
+    print(text_table(headers + (["labels (data check)"] if args.check else []), rows))
     return 0
+
+
+def _label_verdict(present) -> str:
+    from edge_emnist.data import load_dataset
+    from edge_emnist.data.sanity import check_labels
+
+    check = check_labels(load_dataset(present.spec, present.folder, quiet=True))
+    return f"{'match' if check.ok else 'DO NOT MATCH'} (1-NN {check.accuracy:.3f})"
 
 
 def cmd_data_verify(args: argparse.Namespace) -> int:
@@ -529,6 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_cmds = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
 
     p = data_cmds.add_parser("list", help="datasets, classes, counts, and whether present locally and official")
+    p.add_argument("--check", action="store_true",
+                   help="also run `data check` on each present dataset: do its labels belong to its images?")
     _data_options(p)
     p.set_defaults(handler=cmd_data_list)
 
@@ -665,7 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "after an interruption skips finished stages. The defaults finish in about 10 minutes on a "
                     "2-core CPU; --arch all --epochs 70 is the full study.")
     p.add_argument("--arch", type=_arch_list, default=("lenet5", "simple_cnn"), metavar="A,B|all",
-                   help=f"comma list, or all = {','.join(STUDY_ARCHS)} (default: lenet5,simple_cnn)")
+                   help=f"comma list, or all = the studies' {','.join(STUDY_ARCHS)} (lenet5_relu, a variant, only "
+                        "when named) (default: lenet5,simple_cnn)")
     _dataset_option(p)
     p.add_argument("--epochs", type=_positive_int, default=10, help="maximum training epochs (default: 10)")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="default: 256")

@@ -32,6 +32,10 @@ EXPORT_TABLE: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+def epochs(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
 @dataclass
 class PipelineConfig:
     archs: tuple[str, ...] = ("lenet5", "simple_cnn")
@@ -111,11 +115,11 @@ class Pipeline:
         c = self.config
         for arch in c.archs:
             stages += [
-                Stage(f"train:{arch}", f"train {arch} on {c.dataset} ({c.epochs} epochs at most)",
+                Stage(f"train:{arch}", f"train {arch} on {c.dataset} ({epochs(c.epochs)} at most)",
                       lambda arch=arch: self._train(arch)),
-                Stage(f"prune:{arch}", f"prune {arch} to {c.sparsity:.0%} ({c.prune_epochs} epochs)",
+                Stage(f"prune:{arch}", f"prune {arch} to {c.sparsity:.0%} ({epochs(c.prune_epochs)})",
                       lambda arch=arch: self._prune(arch)),
-                Stage(f"qat:{arch}", f"quantization-aware fine-tuning of pruned {arch} ({c.qat_epochs} epochs)",
+                Stage(f"qat:{arch}", f"quantization-aware fine-tuning of pruned {arch} ({epochs(c.qat_epochs)})",
                       lambda arch=arch: self._qat(arch)),
                 Stage(f"export:{arch}", f"export {arch}: TFLite and ONNX, float32/float16/dynamic/int8",
                       lambda arch=arch: self._export(arch)),

@@ -130,3 +130,9 @@ def test_derive_letters_reproduces_the_shared_letters_view(shared_data, tmp_path
         assert read_bytes(tmp_path / name) == read_bytes(shared_data / "emnist-dev" / name), name
     assert derive_letters(shared_data / "emnist-dev", tmp_path / "all", balanced=False) == {
         "train": 47_036, "test": 11_760}
+
+
+def test_data_list_check_gives_each_present_dataset_its_verdict(shared_data, capsys):
+    assert main(["data", "list", "--data-dir", str(shared_data), "--check"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[3:]}
+    assert "match (1-NN" in rows["emnist-letters"] and rows["emnist-byclass"].rstrip().endswith("-")
