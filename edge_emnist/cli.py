@@ -180,6 +180,13 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 
 # --- models -------------------------------------------------------------------------------------------
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from edge_emnist.doctor import report
+
+    print(report(args.data_dir, args.cache_dir), end="")
+    return 0
+
+
 def cmd_targets(args: argparse.Namespace) -> int:
     from edge_emnist.bench.qemu import EMULATED_CPUS, install_qemu, qemu_binary, tools_dir
 
@@ -600,6 +607,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", metavar="URL", help="base URL of a mirror laid out as <mirror>/<family>/<file> "
                                                    "(default: $EDGE_EMNIST_MIRROR, else the official hosts)")
     p.set_defaults(handler=cmd_data_download)
+
+    p = commands.add_parser("doctor", help="what this machine can do: CPU and int8 ISA, runtimes, targets, "
+                                           "training backends, data",
+                            description="One screen of what this machine offers edge-emnist and, for what it does "
+                                        "not, why: the ISA features that decide int8 behaviour, LiteRT/ONNX Runtime "
+                                        "and their GPU paths, emulated CPUs, SSH, Keras backends, the data.")
+    _data_options(p)
+    p.set_defaults(handler=cmd_doctor)
 
     p = commands.add_parser("targets", help="emulated CPUs for cross-ISA answer checks, and their installation",
                             description="CPUs this machine can emulate with QEMU user mode to check that an "

@@ -121,3 +121,14 @@ def test_check_bad_inputs_are_one_line(tmp_path, capsys):
     code = main(["data", "check", "--dataset", "mnist", "--data-dir", str(tmp_path), "--no-download"])
     err = capsys.readouterr().err
     assert code != 0 and err.count("\n") == 1 and err.startswith("edge-emnist: error:")
+
+
+def test_doctor_says_what_this_machine_can_do(capsys, tmp_path):
+    from edge_emnist.bench.runner import host_description, isa_tier
+
+    assert main(["doctor", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for section in ("This machine", "Runtimes and targets", "Training", "Data"):
+        assert f"\n{section}\n" in f"\n{out}"
+    assert f"-{isa_tier(host_description())}" in out and "ONNX Runtime (CPU)" in out
+    assert "none here: edge-emnist data download" in out  # an empty data folder says what to do
