@@ -378,3 +378,18 @@ def test_old_records_get_the_isa_of_their_host():
     host = {"hostname": "vm", "isa": ["avx", "avx2", "avx512_vnni", "avx512f", "fma"], "machine": "x86_64"}
     assert upgrade({"schema": 1, "target": "cpu:vm", "host": host})["target"] == "cpu:vm-avx512vnni"
     assert upgrade({"schema": 1, "target": "arm:pi", "host": host})["target"] == "arm:pi"
+
+
+def test_measurements_of_an_earlier_export_are_superseded(tmp_path):
+    """A record older than its artifact's export (or of another sha256) describes a file that is gone."""
+    from edge_emnist.report.results import drop_superseded, superseded
+
+    card = {"sha256": "b" * 64, "exported_at": "2026-11-23T08:00:00Z"}
+    assert superseded({"artifact_sha256": "a" * 64}, card)
+    assert not superseded({"artifact_sha256": "b" * 64, "recorded": "2026-11-01T00:00:00+0000"}, card)
+    assert superseded({"recorded": "2026-11-22T10:00:00+0000"}, card)  # schema 1: no sha256, recorded earlier
+    assert not superseded({"recorded": "2026-11-23T10:00:00+0000"}, card)
+    (tmp_path / "m.onnx.json").write_text(json.dumps(card))
+    kept, gone = drop_superseded([{"artifact": "m.onnx", "recorded": "2026-11-20T00:00:00+0000"},
+                                  {"artifact": "other.onnx"}], [tmp_path])
+    assert [r["artifact"] for r in kept] == ["other.onnx"] and len(gone) == 1

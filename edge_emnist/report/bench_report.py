@@ -10,7 +10,7 @@ from pathlib import Path
 from edge_emnist.export.card import read_refusals
 from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.report.pareto import knee, pareto_front
-from edge_emnist.report.results import candidates, failed, latest, skipped
+from edge_emnist.report.results import candidates, drop_superseded, failed, latest, skipped
 from edge_emnist.report.summary import HEADERS as SUMMARY_HEADERS
 from edge_emnist.report.summary import INT8_HEADERS, int8_rows, summary_rows
 from edge_emnist.report.tables import markdown_table
@@ -149,6 +149,7 @@ def _refused_section(card_dirs: Sequence[Path]) -> list[str]:
 
 def write_report(records: list[dict], out_dir: Path, command: str = "",
                  card_dirs: Sequence[Path] = (Path("exported"),)) -> Path:
+    records, replaced = drop_superseded(records, card_dirs)  # measurements of files exported again since
     current = latest(records)
     targets = sorted({r["target"] for r in current})
     lines = ["# Benchmark report", ""]
@@ -188,6 +189,11 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
             f"- {r['artifact']} on {r['runtime']} ({(r.get('settings') or {}).get('threads')} thread(s), "
             f"{r.get('target')}): {r['failed']}" for r in broken] + [""]
     lines += _refused_section(card_dirs)
+    if replaced:
+        names = sorted({r["artifact"] for r in replaced})
+        lines += ["## Superseded measurements", "", f"{len(replaced)} records measured earlier versions of "
+                  f"{len(names)} artifacts that were exported again since (their cards' sha256 or export time "
+                  f"says so); they are left out above: {', '.join(names)}.", ""]
     if current:
         size_plot(current, out_dir / "sizes.png")
         lines += ["## Sizes", "", "![artifact sizes](sizes.png)", ""]

@@ -91,8 +91,12 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
          "copies of the dataset (fingerprints)")
     stale = []
     if artifact_dirs is not None:
+        from edge_emnist.report.results import drop_superseded
+
+        pool, replaced = drop_superseded(pool, artifact_dirs)
+        stale += [f"{r['artifact']} was exported again after this measurement" for r in replaced]
         reasons = {id(r): stale_reason(r, artifact_dirs) for r in pool}
-        stale = [reasons[id(r)] for r in pool if reasons[id(r)]]
+        stale += [reasons[id(r)] for r in pool if reasons[id(r)]]
         pool = [r for r in pool if not reasons[id(r)]]
         if not pool:
             raise EdgeEmnistError(f"every measured artifact is stale: {stale[0]}")

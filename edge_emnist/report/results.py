@@ -96,3 +96,53 @@ def describe(record: dict) -> str:
     settings = record.get("settings") or {}
     extra = "" if settings.get("xnnpack", True) else ", no XNNPACK"
     return f"{record['artifact']} on {record['runtime']} ({settings.get('threads')} thread(s){extra})"
+
+
+def _moment(text: str | None):
+    from datetime import datetime
+
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+def superseded(record: dict, card: dict | None) -> bool:
+    """True when the record measured an earlier file than the one its card now describes: the sha256 differs
+    where both are known, or (older records hold no sha256) it was recorded before the artifact was exported."""
+    if not card:
+        return False
+    measured, current = record.get("artifact_sha256"), card.get("sha256")
+    if measured and current:
+        return measured != current
+    recorded, exported = _moment(record.get("recorded")), _moment(card.get("exported_at"))
+    return bool(recorded and exported and recorded < exported)
+
+
+def drop_superseded(records: list[dict], card_dirs) -> tuple[list[dict], list[dict]]:
+    """(current records, superseded ones), judged by the cards found in `card_dirs` (searched in order)."""
+    import json
+
+    cards: dict[str, dict | None] = {}
+
+    def card_of(name: str) -> dict | None:
+        if name not in cards:
+            cards[name] = None
+            for folder in card_dirs:
+                path = Path(folder) / f"{name}.json"
+                if path.exists():
+                    try:
+                        cards[name] = json.loads(path.read_text())
+                    except ValueError:
+                        pass
+                    break
+        return cards[name]
+
+    kept, gone = [], []
+    for record in records:
+        name = record.get("artifact")
+        (gone if name and superseded(record, card_of(name)) else kept).append(record)
+    return kept, gone
