@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.bench.qemu import EMULATED_CPUS, emulated_predictions, qemu_binary
+from edge_emnist.bench.qemu import emulated_predictions, missing
 from edge_emnist.bench.runner import host_description, isa_tier, percentiles_ms, time_runs
 from edge_emnist.bench.runtimes import OrtModel, accuracy
 from edge_emnist.data import load_dataset
@@ -45,7 +45,7 @@ def measure(path: Path, card: dict, test, emulated_images: int, runs: int) -> di
     row = {"accuracy": accuracy(answers, test.labels), "card_accuracy": card["accuracy"]["artifact"],
            "card_onnxruntime": card["tools"].get("onnxruntime"),
            "fused_vs_unfused": float(np.mean(answers.argmax(1) == unfused.argmax(1)))}
-    if qemu_binary(EMULATED_CPUS[EMULATED].binary):
+    if not missing(EMULATED):
         n = emulated_images
         emulated, _ = emulated_predictions(path, test.images[:n], test.labels[:n], EMULATED)
         row["haswell_vs_native"] = float(np.mean(emulated.argmax(1) == answers[:n].argmax(1)))

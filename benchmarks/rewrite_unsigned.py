@@ -62,7 +62,8 @@ def rewrite(path: Path, data_dir: str) -> None:
             "note": "the source weights are not in the repository: accuracy only"})
     with atomic_path(card_path(path)) as card_tmp:  # after the artifact, as export publishes them
         card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    print(f"{path.name}: {count} tensors to uint8, accuracy {measured:.4f} here (card {card['accuracy']['artifact']:.4f})")
+    print(f"{path.name}: {count} tensors to uint8, accuracy {measured:.4f} here "
+          f"(card {card['accuracy']['artifact']:.4f})")
 
 
 def main() -> None:

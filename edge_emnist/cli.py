@@ -188,17 +188,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    from edge_emnist.bench.qemu import EMULATED_CPUS, install_qemu, qemu_binary, tools_dir
+    from edge_emnist.bench.qemu import EMULATED_CPUS, install, missing, tools_dir
 
     if args.install:
         unknown = [name for name in args.install if name not in EMULATED_CPUS]
         if unknown:
             raise EdgeEmnistError(f"unknown emulated target {unknown[0]!r}: choose from {', '.join(EMULATED_CPUS)}")
-        install_qemu(log=lambda line: print(line, file=sys.stderr))
+        for name in args.install:
+            install(name, log=lambda line: print(line, file=sys.stderr))
     for cpu in EMULATED_CPUS.values():
-        binary = qemu_binary(cpu.binary)
-        state = f"ready ({binary})" if binary else f"not installed: edge-emnist targets --install {cpu.name}"
-        print(f"{cpu.name:<24} {cpu.describes}; {state}")
+        absent = missing(cpu.name)
+        state = f"not installed ({absent}): edge-emnist targets --install {cpu.name}" if absent else "ready"
+        print(f"{cpu.name:<26} {cpu.describes}; {state}")
     print(f"emulators live in {tools_dir()} (${'EDGE_EMNIST_TOOLS'}); emulated runs check answers, not speed")
     return 0
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from edge_emnist.bench.qemu import EMULATED_CPUS, qemu_binary, tools_dir
+from edge_emnist.bench.qemu import EMULATED_CPUS, missing, tools_dir
 from edge_emnist.bench.runner import host_description, isa_tier
 
 # What the int8-relevant ISA tier means for the artifacts this project makes.
@@ -74,10 +74,10 @@ def runtime_lines() -> list[Line]:
     lines.append(Line("ONNX Runtime CUDA", bool(cuda and gpu),
                       f"onnxruntime-gpu {cuda}" + ("" if gpu else ", but no NVIDIA driver (nvidia-smi) here")
                       if cuda else "needs onnxruntime-gpu and an NVIDIA GPU (pip install 'edge-emnist[gpu]')"))
-    for name, cpu in EMULATED_CPUS.items():
-        binary = qemu_binary(cpu.binary)
-        lines.append(Line(f"emulated {name}", bool(binary), f"ready ({binary}); checks answers, not speed" if binary
-                          else f"not installed: edge-emnist targets --install {name} (into {tools_dir()})"))
+    for name in EMULATED_CPUS:
+        absent = missing(name)
+        lines.append(Line(f"emulated {name}", not absent, "ready; checks answers, not speed" if not absent
+                          else f"{absent}: edge-emnist targets --install {name} (into {tools_dir()})"))
     ssh = shutil.which("ssh") and shutil.which("scp")
     lines.append(Line("devices over SSH", bool(ssh), "ssh and scp found: edge-emnist bench --ssh USER@HOST" if ssh
                       else "no OpenSSH client (ssh, scp) here"))

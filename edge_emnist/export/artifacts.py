@@ -63,13 +63,13 @@ class ExportOptions:
             raise EdgeEmnistError(f"--io must be one of {', '.join(IO_TYPES)}")
         if self.calibration_size < 1:
             raise EdgeEmnistError("--calibration-size must be at least 1")
-        from edge_emnist.bench.qemu import EMULATED_CPUS, qemu_binary
+        from edge_emnist.bench.qemu import EMULATED_CPUS, missing
 
         for name in self.check_on:
             if name not in EMULATED_CPUS:
                 raise EdgeEmnistError(f"--check-on: unknown target {name!r}: choose from {', '.join(EMULATED_CPUS)}")
-            if qemu_binary(EMULATED_CPUS[name].binary) is None:
-                raise EdgeEmnistError(f"--check-on {name}: not installed (`edge-emnist targets --install {name}`)")
+            if missing(name):
+                raise EdgeEmnistError(f"--check-on {name}: {missing(name)} (`edge-emnist targets --install {name}`)")
         if self.check_images < 1:
             raise EdgeEmnistError("--check-images must be at least 1")
         if run.qat and self.quantize != "int8":
