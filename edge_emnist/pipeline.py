@@ -32,6 +32,11 @@ EXPORT_TABLE: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
 def epochs(n: int) -> str:
     return f"{n} epoch{'' if n == 1 else 's'}"
 
@@ -226,6 +231,16 @@ class Pipeline:
                 "threads": chosen["settings"]["threads"], "accuracy": chosen["accuracy"],
                 "p90_ms": chosen["latency"]["p90_ms"], "size_bytes": chosen["size_bytes"], "why": why}
 
+    def weight(self, key: str) -> float:
+        """A stage's rough share of the run, for the ETA: training epochs dominate (from the stage times of
+        the README's main command, where one epoch of simple_cnn is about a third of an export)."""
+        c = self.config
+        kind, _, arch = key.partition(":")
+        per_epoch = {"simple_cnn": 2.0, "lenet5": 1.0, "lenet5_relu": 1.0}.get(arch, 8.0)
+        return {"train": c.epochs * per_epoch, "prune": c.prune_epochs * per_epoch * 2,
+                "qat": c.qat_epochs * per_epoch * 2, "export": 5.0, "bench": 6.0 * len(c.threads) * c.runs / 1000,
+                "report": 0.3, "pick": 0.1}[kind]
+
     # --- running ----------------------------------------------------------------------------------------
     def load_state(self) -> None:
         path = self.out / STATE_FILE
@@ -264,13 +279,20 @@ class Pipeline:
         self.log(f"plan for {self.out} ({sum(done for _, done in plan)} of {len(plan)} stages done):")
         for number, (stage, done) in enumerate(plan, 1):
             self.log(f"  {number:>2}. {stage.describe}{'  [done]' if done else ''}")
+        todo = [stage for stage, done in plan if not done]
+        weights = {stage.key: self.weight(stage.key) for stage in todo}
+        began, finished = time.perf_counter(), 0.0
         for number, (stage, done) in enumerate(plan, 1):
             if done:
                 continue
-            self.log(f"[{number}/{len(plan)}] {stage.describe}")
+            elapsed = time.perf_counter() - began
+            left = sum(weights.values()) - finished
+            eta = f", about {_clock(elapsed * left / finished)} to go" if finished else ""
+            self.log(f"[{number}/{len(plan)}] {stage.describe} (elapsed {_clock(elapsed)}{eta})")
             started = time.perf_counter()
             result = stage.run()
             result["seconds"] = round(time.perf_counter() - started, 1)
             self.state["done"][stage.key] = result
             self.save_state()
+            finished += weights[stage.key]
         return self.state["done"]["pick"]

@@ -310,7 +310,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
     if LR_SCHEDULES[config.lr_schedule]:
         callbacks.append(LR_SCHEDULES[config.lr_schedule]())
     if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2
+        verbose = 2  # one line per epoch: Keras' per-batch bar guesses "ETA 52:07" from step 1
     if initial_epoch < config.epochs and not should_stop(history, config.patience):
         model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks, verbose=verbose)
