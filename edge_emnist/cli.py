@@ -790,7 +790,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # `kill` cleans up like Ctrl-C: temporaries removed, nothing half-published
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     args = build_parser().parse_args(argv)
     if args.verbose:
         from edge_emnist.bench.runtimes import VERBOSE_ENV
