@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edge_emnist import __version__
+from edge_emnist.bench.formats import CPU_RUNTIMES, FORMATS, QUANTIZATIONS, RUNTIMES
 from edge_emnist.data.registry import DATASETS
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.workspace import COMMITTED_RESULTS, USER_EXPORTS, USER_REPORT, USER_RESULTS
@@ -354,7 +355,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     for run in args.runs:  # before TensorFlow loads: a wrong path is reported in a fraction of a second
         check_run_folder(run)
-    from edge_emnist.export.artifacts import FORMATS, ExportOptions, export_run
+    from edge_emnist.export.artifacts import ExportOptions, export_run
 
     formats = tuple(FORMATS) if args.format == "all" else (args.format,)
     options = ExportOptions(quantize=args.quantize, formats=formats, io_type=args.io,
@@ -668,9 +669,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "test split through its own runtime and compared with the Keras model "
                                         "before it is written, with a model card (.json) beside it.")
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders (trained, pruned or QAT)")
-    p.add_argument("--quantize", choices=["none", "fp16", "dynamic", "int8"], default="int8",
+    p.add_argument("--quantize", choices=list(QUANTIZATIONS), default="int8",
                    help="none = float32; fp16 weights; dynamic-range int8 weights; int8 = full integer (default)")
-    p.add_argument("--format", choices=["tflite", "onnx", "all"], default="all", help="default: all")
+    p.add_argument("--format", choices=[*FORMATS, "all"], default="all", help="default: all")
     p.add_argument("--io", choices=["int8", "uint8", "float"], default="int8",
                    help="TFLite int8 only: input/output type; uint8 takes raw pixels as they are (default: int8)")
     p.add_argument("--calibration-size", type=_positive_int, default=500,
@@ -732,10 +733,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "p99), throughput at larger batches, peak memory, host description. "
                                         "Appends one JSON record per setting to --results.")
     p.add_argument("artifacts", type=Path, nargs="*", metavar="ARTIFACT", help=".tflite / .onnx files")
-    p.add_argument("--runtime", default="litert,ort",
-                   help="comma list of litert, ort, ort-cuda, ort-tensorrt, litert-gpu (default: litert,ort); "
-                        "each artifact runs on the ones that take its format; GPU targets absent here are "
-                        "recorded as skipped with the reason")
+    p.add_argument("--runtime", default=",".join(CPU_RUNTIMES),
+                   help=f"comma list of {', '.join(RUNTIMES)} (default: {','.join(CPU_RUNTIMES)}); each artifact "
+                        "runs on the ones that take its format; GPU targets absent here are recorded as skipped "
+                        "with the reason")
     p.add_argument("--threads", type=_int_list, default=(1,), help="comma list (default: 1)")
     p.add_argument("--batch", type=_int_list, default=(1, 32), help="comma list; 1 gives latency (default: 1,32)")
     p.add_argument("--runs", type=_positive_int, default=1000, help="timed batch-1 runs (default: 1000)")

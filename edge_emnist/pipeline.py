@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edge_emnist.bench.formats import FORMATS
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, folder_lock
 
@@ -23,12 +24,12 @@ STATE_FILE = "pipeline.json"
 # What each run of an architecture is exported as: (run, quantization, formats). Post-training int8 of
 # the trained model is tried too; when it fails its parity bar the QAT run's int8 stands in for it.
 EXPORT_TABLE: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("trained", "none", ("tflite", "onnx")),
-    ("trained", "fp16", ("tflite", "onnx")),
-    ("trained", "dynamic", ("tflite", "onnx")),
-    ("trained", "int8", ("tflite", "onnx")),
-    ("pruned", "none", ("tflite", "onnx")),
-    ("qat", "int8", ("tflite", "onnx")),
+    ("trained", "none", tuple(FORMATS)),
+    ("trained", "fp16", tuple(FORMATS)),
+    ("trained", "dynamic", tuple(FORMATS)),
+    ("trained", "int8", tuple(FORMATS)),
+    ("pruned", "none", tuple(FORMATS)),
+    ("qat", "int8", tuple(FORMATS)),
 )
 
 

@@ -107,11 +107,11 @@ def test_report_and_pick(artifacts, tmp_path, capsys):
 
 
 def test_runner_alone_then_import(artifacts, tmp_path, capsys):
-    """The device path: runner.py + runtimes.py copied somewhere, no edge_emnist importable."""
+    """The device path: runner.py, runtimes.py and formats.py copied somewhere, no edge_emnist importable."""
     _, paths = artifacts
     device = tmp_path / "device"
     device.mkdir()
-    for name in ("runner.py", "runtimes.py"):
+    for name in ("runner.py", "runtimes.py", "formats.py"):
         shutil.copy(runner_module.__file__.replace("runner.py", name), device / name)
     tflite = next(p for p in paths if p.name.endswith("int8.tflite"))
     out = device / "out.json"
@@ -393,3 +393,15 @@ def test_measurements_of_an_earlier_export_are_superseded(tmp_path):
     kept, gone = drop_superseded([{"artifact": "m.onnx", "recorded": "2026-11-20T00:00:00+0000"},
                                   {"artifact": "other.onnx"}], [tmp_path])
     assert [r["artifact"] for r in kept] == ["other.onnx"] and len(gone) == 1
+
+
+def test_one_table_drives_the_cli_choices_and_the_dispatch():
+    from edge_emnist.bench import formats
+    from edge_emnist.cli import build_parser
+
+    export = build_parser()._subparsers._group_actions[0].choices["export"]
+    choices = {a.dest: a.choices for a in export._actions if a.choices}
+    assert choices["quantize"] == list(formats.QUANTIZATIONS) and choices["format"] == [*formats.FORMATS, "all"]
+    assert formats.RUNTIME_OF_SUFFIX == {".tflite": "litert", ".onnx": "ort"}
+    assert set(formats.CPU_RUNTIMES) | set(formats.GPU_RUNTIMES) == set(formats.RUNTIMES)
+    assert formats.runtimes_for(".onnx", ("litert", "ort", "ort-cuda")) == ["ort", "ort-cuda"]

@@ -21,7 +21,7 @@ from pathlib import Path
 from edge_emnist.bench.runner import isa_tier
 from edge_emnist.errors import EdgeEmnistError
 
-RUNNER_FILES = tuple(Path(__file__).with_name(name) for name in ("runner.py", "runtimes.py"))
+RUNNER_FILES = tuple(Path(__file__).with_name(name) for name in ("runner.py", "runtimes.py", "formats.py"))
 LITERT_BENCHMARK_RESOLUTION_MS = 0.01  # it prints milliseconds with two decimals
 
 

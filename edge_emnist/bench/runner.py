@@ -1,8 +1,9 @@
 """Measure one artifact on this machine: latency, throughput, accuracy, memory, and what the machine is.
 
 Self-contained on purpose: it needs Python 3.9+, numpy and ai-edge-litert or onnxruntime, plus runtimes.py
-beside it. `edge-emnist bench` runs it in a fresh process per setting (so peak memory is the setting's own)
-and copies the pair to devices over SSH; on a device without SSH (Android under Termux) run it by hand:
+and formats.py beside it. `edge-emnist bench` runs it in a fresh process per setting (so peak memory is the
+setting's own) and copies the three to devices over SSH; on a device without SSH (Android under Termux) run it
+by hand:
 
     python runner.py model.tflite --threads 1,2 --batch 1,32 --json out.json
     edge-emnist bench --import out.json        # back on the workstation
@@ -22,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 try:
+    from edge_emnist.bench.formats import RUNTIME_OF_SUFFIX
     from edge_emnist.bench.runtimes import accuracy, file_sizes, open_artifact, package_versions
-except ImportError:  # copied to a device beside runtimes.py
+except ImportError:  # copied to a device beside runtimes.py and formats.py
+    from formats import RUNTIME_OF_SUFFIX  # type: ignore[no-redef]
     from runtimes import accuracy, file_sizes, open_artifact, package_versions  # type: ignore[no-redef]
 
 SCHEMA_VERSION = 2  # 2: artifact_sha256, load (load average around the timed runs), latency spread, busy
@@ -115,9 +118,6 @@ def time_runs(run, x: np.ndarray, runs: int, warmup: int) -> list[int]:
         run(x)
         samples.append(time.perf_counter_ns() - start)
     return samples
-
-
-RUNTIME_OF_SUFFIX = {".tflite": "litert", ".onnx": "ort"}
 
 
 def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: int, xnnpack: bool = True,

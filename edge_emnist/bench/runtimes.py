@@ -19,6 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+try:
+    from edge_emnist.bench.formats import RUNTIME_OF_SUFFIX
+except ImportError:  # copied to a device beside formats.py
+    from formats import RUNTIME_OF_SUFFIX  # type: ignore[no-redef]
+
 
 def file_sizes(path: Path) -> dict[str, int]:
     """Raw bytes and `gzip -9` bytes: what an app bundle and a download cost."""
@@ -157,16 +162,17 @@ class OrtModel:
         return _batched(lambda x: self.run_raw(self.to_input(x)), images, batch_size)
 
 
-RUNTIMES: dict[str, Callable[..., LiteRTModel | OrtModel]] = {".tflite": LiteRTModel, ".onnx": OrtModel}
+# The adapters of formats.RUNTIMES that run here, by runtime name.
+ADAPTERS: dict[str, Callable[..., LiteRTModel | OrtModel]] = {"litert": LiteRTModel, "ort": OrtModel}
 
 
 def open_artifact(path: str | Path, **options) -> LiteRTModel | OrtModel:
-    """The runtime an artifact's suffix calls for."""
+    """The runtime an artifact's suffix calls for (formats.RUNTIME_OF_SUFFIX)."""
     path = Path(path)
     try:
-        runtime = RUNTIMES[path.suffix]
+        runtime = ADAPTERS[RUNTIME_OF_SUFFIX[path.suffix]]
     except KeyError:
-        raise ValueError(f"{path}: unknown artifact type (expected .tflite or .onnx)") from None
+        raise ValueError(f"{path}: unknown artifact type (expected {' or '.join(RUNTIME_OF_SUFFIX)})") from None
     return runtime(path, **options)
 
 

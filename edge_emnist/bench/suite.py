@@ -17,15 +17,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edge_emnist.bench.formats import CPU_RUNTIMES, GPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES
 from edge_emnist.bench.machines import LocalMachine, SshMachine
-from edge_emnist.bench.runner import BUSY_SPREAD, RUNTIME_OF_SUFFIX, SCHEMA_VERSION
+from edge_emnist.bench.runner import BUSY_SPREAD, SCHEMA_VERSION
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.card import card_path
 from edge_emnist.io import append_jsonl, check_writable
 from edge_emnist.workspace import USER_RESULTS
 
-CPU_RUNTIMES = ("litert", "ort")
-GPU_RUNTIMES = ("ort-cuda", "ort-tensorrt", "litert-gpu")
 YARDSTICK_TOLERANCE = 0.10
 
 
@@ -43,10 +42,9 @@ class BenchOptions:
     results: Path = USER_RESULTS
 
     def validate(self) -> None:
-        known = CPU_RUNTIMES + GPU_RUNTIMES
-        unknown = [r for r in self.runtimes if r not in known]
+        unknown = [r for r in self.runtimes if r not in RUNTIMES]
         if unknown:
-            raise EdgeEmnistError(f"unknown runtime {unknown[0]!r}: choose from {', '.join(known)}")
+            raise EdgeEmnistError(f"unknown runtime {unknown[0]!r}: choose from {', '.join(RUNTIMES)}")
         if self.runs < 1:
             raise EdgeEmnistError("--runs must be at least 1 (the headline figures want 1000 or more)")
         if min(self.threads) < 1 or min(self.batches) < 1:
@@ -121,7 +119,7 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
         if not artifact.exists():
             raise EdgeEmnistError(f"no artifact at {artifact}")
         if artifact.suffix not in RUNTIME_OF_SUFFIX:
-            raise EdgeEmnistError(f"{artifact}: not a .tflite or .onnx artifact")
+            raise EdgeEmnistError(f"{artifact}: not a {' or '.join(RUNTIME_OF_SUFFIX)} artifact")
     machine = machine or LocalMachine()
     cards = {a: read_card(a) for a in artifacts}
     session = time.strftime("%Y%m%dT%H%M%S")

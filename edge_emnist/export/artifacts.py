@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.bench.runner import RUNTIME_OF_SUFFIX, host_description
+from edge_emnist.bench.formats import FORMATS, QUANTIZATIONS, RUNTIME_OF_SUFFIX
+from edge_emnist.bench.runner import host_description
 from edge_emnist.bench.runtimes import LiteRTModel, OrtModel, accuracy, file_sizes, open_artifact
 from edge_emnist.data import load_dataset
 from edge_emnist.data.download import sha256_of
@@ -34,11 +35,8 @@ from edge_emnist.runs import Run, open_run
 from edge_emnist.train import calibration_sample, training_split
 from edge_emnist.workspace import USER_EXPORTS
 
-QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
-FORMATS = {"tflite": ".tflite", "onnx": ".onnx"}
 # Minimum top-1 agreement with the Keras model on the test split, per quantization.
 PARITY_BAR = {"none": 0.999, "fp16": 0.999, "dynamic": 0.99, "int8": 0.99}
-VARIANT = {"none": "fp32", "fp16": "fp16", "dynamic": "dynamic", "int8": "int8"}
 
 
 @dataclass
@@ -80,10 +78,10 @@ def artifact_name(run: Run, options: ExportOptions, fmt: str) -> str:
     parts = [run.config.arch, run.config.dataset]
     if run.tag:
         parts.append(run.tag)
-    parts.append(VARIANT[options.quantize])
+    parts.append(QUANTIZATIONS[options.quantize])
     if fmt == "tflite" and options.quantize == "int8" and options.io_type != "int8":
         parts.append(f"{options.io_type}io")
-    return "-".join(parts) + FORMATS[fmt]
+    return "-".join(parts) + FORMATS[fmt].suffix
 
 
 def parity(reference: np.ndarray, candidate: np.ndarray) -> dict:
@@ -241,7 +239,7 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
                     "sha256": sha256_of(tmp),
                     "format": fmt,
                     "quantize": options.quantize,
-                    "variant": VARIANT[options.quantize],
+                    "variant": QUANTIZATIONS[options.quantize],
                     "arch": run.config.arch,
                     "dataset": run.config.dataset,
                     "model": profile,
