@@ -408,9 +408,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     options = BenchOptions(runtimes=tuple(args.runtime.split(",")), threads=args.threads, batches=args.batch,
                            runs=args.runs, warmup=args.warmup, xnnpack=not args.no_xnnpack,
                            accuracy=not args.no_accuracy, yardstick=not args.no_yardstick, target=args.target,
-                           results=args.results)
+                           results=args.results, test_images=args.test_images)
     machine = None
-    if args.ssh:
+    from edge_emnist.bench.qemu import EMULATED_CPUS
+
+    if args.target in EMULATED_CPUS:  # run there, under QEMU: the records are named after it
+        from edge_emnist.bench.machines import EmulatedMachine
+
+        machine, options.target = EmulatedMachine(args.target), None
+    elif args.ssh:
         from edge_emnist.bench.machines import SshMachine
 
         machine = SshMachine(args.ssh, port=args.ssh_port, identity=args.ssh_identity,
@@ -744,7 +750,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-xnnpack", action="store_true", help="LiteRT without the XNNPACK delegate")
     p.add_argument("--no-accuracy", action="store_true", help="skip the test-split accuracy pass")
     p.add_argument("--no-yardstick", action="store_true", help="skip the litert-benchmark comparison")
-    p.add_argument("--target", help="label for this machine in results (default: cpu:<hostname>)")
+    p.add_argument("--target", help="label for this machine in results (default: cpu:<hostname>-<ISA tier>); an "
+                                    "emulated target (edge-emnist targets: qemu-aarch64:cortex-a76, ...) runs the "
+                                    "artifacts there under QEMU: its accuracy is that CPU's, its latency QEMU's")
+    p.add_argument("--test-images", type=_positive_int, metavar="N",
+                   help="accuracy on the first N test images (default: all; emulated targets are slow)")
     p.add_argument("--results", type=Path, default=USER_RESULTS,
                    help=f"JSONL file to append to (default: {USER_RESULTS}; the committed measurements are "
                         f"{COMMITTED_RESULTS})")

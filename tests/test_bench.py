@@ -405,3 +405,29 @@ def test_one_table_drives_the_cli_choices_and_the_dispatch():
     assert formats.RUNTIME_OF_SUFFIX == {".tflite": "litert", ".onnx": "ort"}
     assert set(formats.CPU_RUNTIMES) | set(formats.GPU_RUNTIMES) == set(formats.RUNTIMES)
     assert formats.runtimes_for(".onnx", ("litert", "ort", "ort-cuda")) == ["ort", "ort-cuda"]
+
+
+def test_bench_on_an_emulated_arm_core(artifacts, tmp_path, capsys):
+    """`bench --target qemu-aarch64:cortex-a76`: the runner on ARM's kernels; its accuracy counts (the report's
+    per-target table), its latency is QEMU's (pick never uses it)."""
+    from edge_emnist.bench.qemu import missing
+
+    target = "qemu-aarch64:cortex-a76"
+    if missing(target):
+        pytest.skip(f"{missing(target)} (`edge-emnist targets --install {target}`; .ci/run does it)")
+    root, paths = artifacts
+    int8 = [p for p in paths if "-int8." in p.name]
+    results = tmp_path / "bench.jsonl"
+    assert main(["bench", *map(str, int8), "--target", target, "--runs", "20", "--warmup", "2", "--batch", "1",
+                 "--test-images", "50", "--results", str(results), "--data-dir", str(root / "data")]) == 0
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert {r["target"] for r in records} == {target} and all(r["emulated"] for r in records)
+    assert all(r["host"]["machine"] == "aarch64" and r["test_images"] == 50 for r in records)
+    assert main(["bench", *map(str, int8), "--runs", "20", "--warmup", "2", "--batch", "1", "--no-yardstick",
+                 "--results", str(results), "--data-dir", str(root / "data")]) == 0
+    capsys.readouterr()
+    assert main(["pick", "--results", str(results), "--target", target]) == 2  # no latency pick from QEMU
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "r"), "--exported",
+                 str(root / "exported")]) == 0
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "## Accuracy on every target" in report and target in report

@@ -78,6 +78,40 @@ class LocalMachine:
             return litert_benchmark_summary(json.loads(out.read_text())) if out.exists() else None
 
 
+class EmulatedMachine(LocalMachine):
+    """Another CPU under QEMU user mode (bench.qemu): the same runner, on the emulated CPU's own kernels.
+
+    Its records carry the emulated target's name and `emulated: true`; their accuracy is the emulated CPU's,
+    their latency is QEMU's, so `pick` never ranks them by speed.
+    """
+
+    def __init__(self, target: str) -> None:
+        from edge_emnist.bench.qemu import EMULATED_CPUS, emulated_python
+
+        if target not in EMULATED_CPUS:
+            raise EdgeEmnistError(f"unknown emulated target {target!r}: choose from {', '.join(EMULATED_CPUS)}")
+        self.target = target
+        self.command, self.env = emulated_python(target)
+
+    def label(self, host: dict) -> str:
+        return self.target
+
+    def run_runner(self, argv: list[str]) -> dict:
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / "out.json"
+            done = subprocess.run([*self.command, str(RUNNER_FILES[0]), *argv, "--json", str(out)],
+                                  capture_output=True, text=True, env=self.env)
+            if done.returncode != 0 or not out.exists():
+                raise EdgeEmnistError(f"runner under {self.target} failed: {_last_line(done.stderr)}")
+            result = json.loads(out.read_text())
+            for record in result["records"]:
+                record["emulated"] = True
+            return result
+
+    def litert_benchmark(self, model: str, threads: int, runs: int, warmup: int) -> dict | None:
+        return None  # a latency yardstick means nothing under emulation
+
+
 @dataclass
 class SshMachine:
     """A device over SSH: a private temporary folder there, removed at the end whatever happens."""

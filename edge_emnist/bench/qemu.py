@@ -219,21 +219,26 @@ def install_qemu(log=print) -> Path:
     return target
 
 
+def emulated_python(cpu: str, python: str = sys.executable) -> tuple[list[str], dict[str, str]]:
+    """The command that starts a Python with numpy, LiteRT and ONNX Runtime on the emulated CPU, and its env."""
+    spec = EMULATED_CPUS[cpu]
+    absent = missing(cpu)
+    if absent:
+        raise EdgeEmnistError(f"{absent}: `edge-emnist targets --install {cpu}`")
+    command = [str(qemu_binary(spec.binary)), "-cpu", spec.cpu]
+    if spec.binary == "qemu-aarch64":
+        sysroot, site = arm_python()
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(site), "HOME": os.environ.get("HOME", "/")}
+        return [*command, "-L", str(sysroot), str(sysroot / "usr" / "bin" / "python3.11")], env
+    return [*command, python], dict(os.environ)
+
+
 def emulated_predictions(artifact: Path, images: np.ndarray, labels: np.ndarray, cpu: str,
                          python: str = sys.executable) -> tuple[np.ndarray, dict]:
     """The artifact's class probabilities on `images` computed by this machine's Python under QEMU as `cpu`,
     with the emulated host's description. Raises EdgeEmnistError where the emulator is not installed."""
     spec = EMULATED_CPUS[cpu]
-    absent = missing(cpu)
-    if absent:
-        raise EdgeEmnistError(f"{absent}: `edge-emnist targets --install {cpu}`")
-    command, env = [str(qemu_binary(spec.binary)), "-cpu", spec.cpu], dict(os.environ)
-    if spec.binary == "qemu-aarch64":
-        sysroot, site = arm_python()
-        command += ["-L", str(sysroot), str(sysroot / "usr" / "bin" / "python3.11")]
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(site), "HOME": os.environ.get("HOME", "/")}
-    else:
-        command.append(python)
+    command, env = emulated_python(cpu, python)
     with tempfile.TemporaryDirectory() as scratch:
         data, out = Path(scratch) / "data.npz", Path(scratch) / "probabilities.npy"
         np.savez(data, images=images, labels=labels)

@@ -38,13 +38,16 @@ class BenchOptions:
     xnnpack: bool = True
     accuracy: bool = True
     yardstick: bool = True
-    target: str | None = None  # a label for where this ran (default: cpu:<hostname>)
+    target: str | None = None  # a label for where this ran (default: cpu:<hostname>-<ISA tier>)
+    test_images: int | None = None  # accuracy on the first N test images only (emulated targets are slow)
     results: Path = USER_RESULTS
 
     def validate(self) -> None:
         unknown = [r for r in self.runtimes if r not in RUNTIMES]
         if unknown:
             raise EdgeEmnistError(f"unknown runtime {unknown[0]!r}: choose from {', '.join(RUNTIMES)}")
+        if self.test_images is not None and self.test_images < 1:
+            raise EdgeEmnistError("--test-images must be at least 1")
         if self.runs < 1:
             raise EdgeEmnistError("--runs must be at least 1 (the headline figures want 1000 or more)")
         if min(self.threads) < 1 or min(self.batches) < 1:
@@ -68,15 +71,15 @@ def gpu_unavailable_reason(runtime: str) -> str | None:
     return "LiteRT's GPU accelerator is not wired into the bench yet (use litert-benchmark --use_gpu on the device)"
 
 
-def _test_data(cards: list[dict], data_dir, cache_dir, scratch: Path) -> dict[str, Path]:
-    """One .npz of the test split per dataset the artifacts were trained on, for the runner's accuracy."""
+def _test_data(cards: list[dict], data_dir, cache_dir, scratch: Path, limit: int | None = None) -> dict[str, Path]:
+    """One .npz of the test split (or its first `limit` images) per dataset the artifacts were trained on."""
     from edge_emnist.data import load_dataset
 
     files = {}
     for name in sorted({c["dataset"] for c in cards if c.get("dataset")}):
         test = load_dataset(name, data_dir, cache_dir, splits=("test",)).test
         files[name] = scratch / f"{name}.npz"
-        np.savez_compressed(files[name], images=test.images, labels=test.labels)
+        np.savez_compressed(files[name], images=test.images[:limit], labels=test.labels[:limit])
     return files
 
 
@@ -126,7 +129,8 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
     jobs = [(a, t) for a in artifacts for t in options.threads if RUNTIME_OF_SUFFIX[a.suffix] in options.runtimes]
     records: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch, machine:
-        data = _test_data(list(cards.values()), data_dir, cache_dir, Path(scratch)) if options.accuracy else {}
+        data = (_test_data(list(cards.values()), data_dir, cache_dir, Path(scratch), options.test_images)
+                if options.accuracy else {})
         placed = machine.place(sorted({a for a, _ in jobs}) + list(data.values()))
         for artifact, threads in tqdm(jobs, desc="bench", unit="setting", disable=not jobs):
             card = cards[artifact]

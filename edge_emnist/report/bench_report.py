@@ -126,6 +126,27 @@ def _summary_section(records: list[dict], target: str, card_dirs: Sequence[Path]
     return lines
 
 
+def _accuracy_by_target(records: list[dict]) -> list[str]:
+    """Each artifact's accuracy on every target it ran on (emulated ones included): the same file should
+    score the same everywhere; a difference is a kernel that computes differently there."""
+    table: dict[str, dict[str, dict]] = defaultdict(dict)
+    for r in latest(records):
+        if r.get("batch") == 1 and r.get("accuracy") is not None:
+            table[r["artifact"]][r["target"]] = r
+    targets = sorted({t for row in table.values() for t in row})
+    if len(targets) < 2:
+        return []
+    rows = [[name] + [f"{row[t]['accuracy']:.4f} ({row[t]['test_images']:,})" if t in row else "" for t in targets]
+            for name, row in sorted(table.items()) if len(row) > 1]
+    if not rows:
+        return []
+    return ["## Accuracy on every target", "", "Test accuracy (test images used) of each artifact measured on more "
+            "than one target. Emulated targets (qemu-*) run the artifact on that CPU's own kernels under QEMU: their "
+            "answers count, their latency does not. Full-split and subset figures differ by sampling; the exact "
+            "agreement of the answers is checked by the tests and recorded in the cards (`parity.checked_on`).", "",
+            markdown_table(["artifact", *targets], rows), ""]
+
+
 REFUSED_HEADERS = ["artifact", "top-1 agreement", "bar", "disagreements (ties)", "max output difference",
                    "checked on"]
 
@@ -180,6 +201,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
             markdown_table(HEADERS, [_row(r, throughput) for r in by_latency]),
             "",
         ]
+    lines += _accuracy_by_target(records)
     gone = skipped(records)
     if gone:
         lines += ["## Skipped targets", ""] + [f"- {r['runtime']}: {r['skipped']}" for r in gone] + [""]

@@ -86,9 +86,11 @@ def matches_target(record: dict, target: str | None) -> bool:
 
 
 def candidates(records: list[dict], target: str | None, threads: int | None = None) -> list[dict]:
-    """Batch-1 records with an accuracy: what latency picks are made from."""
+    """Batch-1 records with an accuracy: what latency picks are made from (never emulated ones: their
+    latency is the emulator's)."""
     return [r for r in latest(records)
             if r.get("batch") == 1 and r.get("accuracy") is not None and matches_target(r, target)
+            and not r.get("emulated")
             and (threads is None or (r.get("settings") or {}).get("threads") == threads)]
 
 
