@@ -431,3 +431,14 @@ def test_bench_on_an_emulated_arm_core(artifacts, tmp_path, capsys):
                  str(root / "exported")]) == 0
     report = (tmp_path / "r" / "report.md").read_text()
     assert "## Accuracy on every target" in report and target in report
+
+
+def test_bench_and_report_write_to_the_workspace_by_default(artifacts, tmp_path, monkeypatch):
+    """The committed measurements and report change only when a command names them."""
+    root, paths = artifacts
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", str(paths[0]), "--runs", "20", "--warmup", "2", "--batch", "1", "--no-yardstick",
+                 "--data-dir", str(root / "data")]) == 0
+    assert (tmp_path / "runs" / "bench.jsonl").exists() and not (tmp_path / "benchmarks").exists()
+    assert main(["report", "--results", "runs/bench.jsonl", "--exported", str(root / "exported")]) == 0
+    assert (tmp_path / "runs" / "report" / "report.md").exists() and not (tmp_path / "benchmarks").exists()

@@ -262,3 +262,13 @@ def test_bad_runs_are_one_line_errors(tiny_run, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and message in err[-1] and err[-1].startswith("edge-emnist: error:"), err
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_users_export_goes_to_the_workspace_not_the_shipped_models(tiny_run, tmp_path, monkeypatch):
+    """`edge-emnist export RUN --quantize int8` (the headline usage) never writes into exported/ by default."""
+    run, data, _ = tiny_run
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exported").mkdir()
+    assert main(["export", str(run), "--quantize", "none", "--format", "onnx", "--data-dir", str(data)]) == 0
+    assert list((tmp_path / "exported").iterdir()) == []
+    assert (tmp_path / "runs" / "exported" / "lenet5-mnist-fp32.onnx").exists()
