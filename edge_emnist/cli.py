@@ -423,18 +423,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              options=tuple(args.ssh_option or ()), python=args.remote_python)
     records = bench(args.artifacts, options, data_dir=args.data_dir, cache_dir=args.cache_dir,
                     log=lambda line: print(line, file=sys.stderr), machine=machine)
-    measured = [r for r in records if not r.get("skipped")]
+    measured = [r for r in records if not r.get("skipped") and not r.get("failed")]
     print(f"{'artifact':<44} {'runtime':<7} {'thr':>3} {'batch':>5} {'accuracy':>8} {'p50 ms':>9} "
           f"{'p90 ms':>9} {'img/s':>9}  litert-benchmark")
     for r in measured:
         yard = r.get("yardstick")
         note = (f"{yard['litert_benchmark']['median_ms']:.2f} ms, {'agrees' if yard['agrees'] else 'DIFFERS'}"
-                if yard else "")
+                if yard else "QEMU's time, not the CPU's" if r.get("emulated") else "")
         accuracy = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-"
         print(f"{r['artifact']:<44} {r['runtime']:<7} {r['settings']['threads']:>3} {r['batch']:>5} {accuracy:>8} "
               f"{r['latency']['p50_ms']:>9.4f} {r['latency']['p90_ms']:>9.4f} {r['throughput_ips']:>9,.0f}  {note}")
-    print(f"appended {len(records)} records to {args.results}")
-    return 0
+    failures = [r for r in records if r.get("failed")]
+    print(f"appended {len(records)} records to {args.results}" + (f" ({len(failures)} failed)" if failures else ""))
+    return 1 if failures else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
