@@ -194,7 +194,9 @@ class Pipeline:
         staged = self.results.with_name(f".tmp-{self.results.name}")
         staged.unlink(missing_ok=True)
         staged.touch()  # records are appended as they come; with every artifact refused there are none
-        options = BenchOptions(threads=self.config.threads, runs=self.config.runs, results=staged)
+        # no litert-benchmark yardstick here: it repeats every .tflite timing (a fifth of this stage) and the pick
+        # does not read it; `edge-emnist bench` runs it on the committed measurements
+        options = BenchOptions(threads=self.config.threads, runs=self.config.runs, results=staged, yardstick=False)
         records = bench(self.artifacts(), options, data_dir=self.data_dir, cache_dir=self.cache_dir, log=self.log)
         staged.replace(self.results)
         return {"results": str(self.results), "records": len(records)}
