@@ -716,7 +716,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune-epochs", type=_positive_int, default=1, help="default: 1")
     p.add_argument("--qat-epochs", type=_positive_int, default=1, help="default: 1")
     p.add_argument("--threads", type=_int_list, default=(1,), help="bench thread counts (default: 1)")
-    p.add_argument("--runs", type=_positive_int, default=1000, help="timed batch-1 runs per setting (default: 1000)")
+    p.add_argument("--runs", type=_positive_int, default=PipelineConfig.runs,
+                   help=f"timed batch-1 runs per setting (default: {PipelineConfig.runs})")
     _pick_constraints(p)
     p.add_argument("--out", type=Path, default=Path("runs/pipeline"),
                    help="folder for runs, artifacts, results, report and the pick (default: runs/pipeline)")

@@ -46,7 +46,7 @@ def epochs(n: int) -> str:
 class PipelineConfig:
     archs: tuple[str, ...] = ("lenet5", "simple_cnn")
     dataset: str = "emnist-bymerge"
-    epochs: int = 5  # the default main command finishes in 10 minutes on a 2-core CPU of either x86 kind
+    epochs: int = 3  # the default main command finishes in 10 minutes on a 2-core CPU of either x86 kind
     batch_size: int = 256
     lr: float = 1e-3
     patience: int = 10
@@ -55,7 +55,7 @@ class PipelineConfig:
     prune_epochs: int = 1
     qat_epochs: int = 1
     threads: tuple[int, ...] = (1,)
-    runs: int = 1000
+    runs: int = 500  # timed batch-1 runs per setting: p90 needs a few hundred; `bench` defaults to 1000
     max_latency_ms: float | None = None
     max_size_kb: float | None = None
     min_accuracy: float | None = None
