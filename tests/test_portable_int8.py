@@ -58,8 +58,8 @@ def test_shipped_quantized_onnx_scores_what_its_card_says(path, bymerge_test):
     # the card's figure was measured on another machine, possibly another CPU: the same answers give the same score
     assert accuracy(fused, bymerge_test.labels) == pytest.approx(card["accuracy"]["artifact"], abs=2e-4)
     if card["quantize"] == "int8":  # QDQ left unfused is float math between Q and DQ: no CPU changes it
-        unfused = OrtModel(path, optimization="basic").predict(x)
-        assert np.mean(fused.argmax(1) == unfused.argmax(1)) >= 0.999
+        unfused = OrtModel(path, optimization="basic").predict(x[:2000])
+        assert np.mean(fused[:2000].argmax(1) == unfused.argmax(1)) >= 0.999
 
 
 SMALL = [EXPORTED / name for name in ("lenet5-emnist-bymerge-int8.onnx", "simple_cnn-emnist-bymerge-dynamic.onnx",
