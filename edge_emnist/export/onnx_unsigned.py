@@ -4,7 +4,7 @@ ONNX Runtime multiplies uint8 activations by int8 weights on x86 with `vpmaddubs
 products into a saturating int16. On a CPU with AVX-512 VNNI (`vpdpbusd`) or on ARM (`sdot`/`udot`) the sums
 are exact int32. So an int8 model with int8 weights scores differently by CPU: measured on an AVX2 host without
 VNNI, 95.2% top-1 agreement with the float model for LeNet-5's int8 ONNX, 99.1% once its weights were uint8
-(`benchmarks/portable_int8.md`). uint8 x uint8 has no such shortcut: ONNX Runtime uses exact kernels for it
+(`python benchmarks/portable_int8.py`). uint8 x uint8 has no such shortcut: ONNX Runtime uses exact kernels for it
 on every x86 CPU and on ARM (this is what its `session.x64quantprecision` option does at load time, in every
 app that remembers to set it).
 
