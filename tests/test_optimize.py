@@ -43,18 +43,43 @@ def tflite_weight_zeros(path) -> float:
     return zeros / total
 
 
+def _zero_points(graph) -> dict[str, tuple[np.ndarray, int]]:
+    """Quantized initializer -> its DequantizeLinear zero point (the stored value that means 0.0: 128 for the
+    uint8 weights export writes) and the axis a per-channel zero point runs along."""
+    initializers = {t.name: t for t in graph.initializer}
+    found = {}
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and len(node.input) > 2 and node.input[2] in initializers:
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            found[node.input[0]] = (numpy_helper.to_array(initializers[node.input[2]]), axis)
+    return found
+
+
+def _real_zeros(name: str, values: np.ndarray, zero_points: dict) -> int:
+    zero, axis = zero_points.get(name, (np.zeros((), values.dtype), 0))
+    if zero.size > 1:
+        shape = [1] * values.ndim
+        shape[axis] = -1
+        zero = zero.reshape(shape)
+    return int(np.sum(values == zero))
+
+
 def onnx_weight_zeros(path) -> float:
-    arrays = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer]
-    kernels = [a for a in arrays if a.size >= 1000]
-    return sum(int(np.sum(a == 0)) for a in kernels) / sum(a.size for a in kernels)
+    graph = onnx.load(str(path)).graph
+    zero_points = _zero_points(graph)
+    kernels = [(t.name, numpy_helper.to_array(t)) for t in graph.initializer]
+    kernels = [(name, a) for name, a in kernels if a.size >= 1000]
+    return sum(_real_zeros(name, a, zero_points) for name, a in kernels) / sum(a.size for _, a in kernels)
 
 
 def onnx_int8_weight_zeros(path) -> float:
-    """Zero fraction over the int8 kernels; fails if the kernels were left as float32."""
+    """Zero fraction over the 8-bit kernels (stored as uint8, see export/onnx_unsigned.py); fails if the kernels
+    were left as float32."""
     graph = onnx.load(str(path)).graph
-    kernels = [numpy_helper.to_array(t) for t in graph.initializer if len(t.dims) >= 2]
-    assert kernels and all(k.dtype == np.int8 for k in kernels), [k.dtype for k in kernels]
-    return sum(int(np.sum(k == 0)) for k in kernels) / sum(k.size for k in kernels)
+    zero_points = _zero_points(graph)
+    kernels = [(t.name, numpy_helper.to_array(t)) for t in graph.initializer if len(t.dims) >= 2]
+    assert kernels and all(k.dtype == np.uint8 for _, k in kernels), [k.dtype for _, k in kernels]
+    return sum(_real_zeros(name, k, zero_points) for name, k in kernels) / sum(k.size for _, k in kernels)
 
 
 def test_pruned_run_keeps_zeros_into_smaller_artifacts(trained, tmp_path):
