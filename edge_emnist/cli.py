@@ -18,7 +18,8 @@ from edge_emnist.bench.formats import CPU_RUNTIMES, FORMATS, QUANTIZATIONS, RUNT
 from edge_emnist.data.registry import DATASETS
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.pipeline import PipelineConfig
-from edge_emnist.workspace import COMMITTED_RESULTS, USER_EXPORTS, USER_REPORT, USER_RESULTS
+from edge_emnist.workspace import (COMMITTED_RESULTS, COMMITTED_ROBUSTNESS, USER_EXPORTS, USER_REPORT, USER_RESULTS,
+                                   USER_ROBUSTNESS)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -268,6 +269,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _augment_spec(text: str) -> str:
+    from edge_emnist.data.augment import Augment
+
+    try:
+        Augment.parse(text)
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _training_options(parser: argparse.ArgumentParser) -> None:
     from edge_emnist.models import list_models
 
@@ -289,7 +300,11 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-fraction", type=float, default=0.1,
                         help="share of train held out for validation, stratified (default: 0.1)")
-    parser.add_argument("--augment", action="store_true", help="small random rotation, shift and zoom")
+    parser.add_argument("--augment", type=_augment_spec, default="on", metavar="SPEC",
+                        help="random handwriting variation while training: on (default: rotation 12 deg, shift 2 px, "
+                             "scale 15%%, shear 8 deg, strokes +-1 px, elastic 1 px), off, a strength (0.5 halves "
+                             "every magnitude), or NAME=VALUE,... with NAME rotation_deg, shift_px, scale, shear_deg, "
+                             "thickness_px, elastic_px, noise; recorded in the run's config.json")
     parser.add_argument("--train-limit", type=_positive_int, metavar="N",
                         help="train on N images only (quick trials; validation shrinks to N/5)")
     parser.add_argument("--channels", type=int, choices=[1, 3], help="resnet50 only: 3 repeats the grey channel")
@@ -439,22 +454,67 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _artifact_files(paths: list[Path]) -> list[Path]:
+    """Files as given; a folder stands for every artifact in it."""
+    from edge_emnist.bench.formats import RUNTIME_OF_SUFFIX
+
+    found = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix in RUNTIME_OF_SUFFIX)
+        else:
+            found.append(path)
+    if not found:
+        raise EdgeEmnistError(f"no .tflite or .onnx artifacts in {', '.join(map(str, paths))}")
+    return found
+
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from edge_emnist.robustness.evaluate import evaluate
+
+    records = evaluate(_artifact_files(args.artifacts), images=args.images, seed=args.seed, threads=args.threads,
+                       results=args.results, data_dir=args.data_dir, cache_dir=args.cache_dir, log=tqdm.write)
+    print(f"appended {len(records)} records to {args.results}; `edge-emnist report --robustness {args.results}` "
+          "draws the curves")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from edge_emnist.report.bench_report import write_report
     from edge_emnist.report.results import load_records
 
     records = load_records(args.results)
     command = "edge-emnist report " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "edge-emnist report"
-    print(f"wrote {write_report(records, args.out, command=command, card_dirs=args.exported)}")
+    output = write_report(records, args.out, command=command, card_dirs=args.exported,
+                          robustness_records=_robustness_records(args.robustness))
+    print(f"wrote {output}")
     return 0
+
+
+def _robustness_records(paths: list[Path] | None) -> list[dict]:
+    """The named robustness files; by default the committed one where it exists (else none)."""
+    from edge_emnist.report.results import load_records
+
+    if paths is None:
+        paths = [COMMITTED_ROBUSTNESS] if COMMITTED_ROBUSTNESS.exists() else []
+    return load_records(paths) if paths else []
 
 
 def cmd_pick(args: argparse.Namespace) -> int:
     from edge_emnist.report.pick import Constraints, pick
     from edge_emnist.report.results import load_records
 
-    constraints = Constraints(args.max_latency_ms, args.max_size_kb, args.min_accuracy)
+    from edge_emnist.report import robustness
+
+    constraints = Constraints(args.max_latency_ms, args.max_size_kb, args.min_accuracy, args.min_robust_accuracy)
     records = load_records(args.results)
+    robust = robustness.current(_robustness_records(args.robustness), args.exported or ())
+    if args.min_robust_accuracy is not None and not robust:
+        raise EdgeEmnistError("--min-robust-accuracy needs robustness records: run `edge-emnist robustness "
+                              "ARTIFACTS` (or pass --robustness FILE)")
+    robustness.attach(records, robust)
     target = args.target
     if target is None:  # this machine's own measurements if there are any, else any one CPU's
         from edge_emnist.bench.machines import LocalMachine
@@ -775,6 +835,24 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(p)
     p.set_defaults(handler=cmd_bench)
 
+    p = commands.add_parser(
+        "robustness", help="accuracy under rotation, stroke thickness, scale, shift, noise; on MNIST; on pen strokes",
+        description="Every artifact through its own runtime on a seeded sample of its test split under each "
+                    "transformation (rotation -20..20 deg, strokes -2..+2 px, zoom 0.7-1.2, 0-4 px off centre, "
+                    "pixel noise), on MNIST test (a different collection of digits: full output and digits only) "
+                    "and on characters drawn as pen strokes through the demo's preprocessing. One JSON record per "
+                    "artifact; `report --robustness` draws the curves, `pick --min-robust-accuracy` uses them.")
+    p.add_argument("artifacts", type=Path, nargs="+", metavar="ARTIFACT", help=".tflite / .onnx files or folders")
+    p.add_argument("--images", type=_positive_int, default=2000,
+                   help="test images per condition, a seeded random sample (default: 2000)")
+    p.add_argument("--seed", type=int, default=0, help="picks the sample, shift directions and noise (default: 0)")
+    p.add_argument("--threads", type=_positive_int, default=2, help="runtime threads (default: 2)")
+    p.add_argument("--results", type=Path, default=USER_ROBUSTNESS,
+                   help=f"JSONL file to append to (default: {USER_ROBUSTNESS}; the committed measurements are "
+                        f"{COMMITTED_ROBUSTNESS})")
+    _data_options(p)
+    p.set_defaults(handler=cmd_robustness)
+
     p = commands.add_parser("report", help="Markdown table, Pareto plot per target and size bars from results",
                             description="Write a Markdown report from benchmark records: per target the host, "
                                         "a Pareto plot of accuracy against p90 latency, a per-architecture "
@@ -788,6 +866,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exported", type=Path, nargs="+", default=[Path("exported")], metavar="DIR",
                    help="folders holding the artifacts' model cards, searched in order, for the per-architecture "
                         "summary (default: exported/)")
+    p.add_argument("--robustness", type=Path, nargs="+", metavar="JSONL",
+                   help=f"records of `edge-emnist robustness` for the robustness curves, table and column (default: "
+                        f"{COMMITTED_ROBUSTNESS} where it exists; yours: {USER_ROBUSTNESS})")
     p.set_defaults(handler=cmd_report)
 
     p = commands.add_parser("pick", help="choose the artifact to ship from measurements on a target, with reasons",
@@ -795,6 +876,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="a target label such as cpu:vm-avx2, or its kind before ':' (default: this "
                                     "machine's label where it has measurements, else cpu)")
     _pick_constraints(p)
+    p.add_argument("--min-robust-accuracy", type=float, metavar="FRACTION",
+                   help="mean accuracy under the everyday transformations (rotation +-15 deg, strokes +-1 px, zoom "
+                        "0.8/1.2, 2 px off centre) from `edge-emnist robustness` records, e.g. 0.8")
+    p.add_argument("--robustness", type=Path, nargs="+", metavar="JSONL",
+                   help=f"robustness records (default: {COMMITTED_ROBUSTNESS} where it exists)")
     p.add_argument("--threads", type=_positive_int, help="only settings with this many threads")
     p.add_argument("--dataset", metavar="NAME",
                    help="only artifacts trained on this dataset (needed when the results hold several)")

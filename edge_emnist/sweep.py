@@ -19,7 +19,7 @@ from edge_emnist.report.tables import markdown_table
 from edge_emnist.train import TrainConfig, train
 
 SWEEPABLE = {"init": str, "optimizer": str, "lr": float, "batch_size": int, "momentum": float, "seed": int,
-             "patience": int, "augment": lambda s: s.lower() in ("1", "true", "yes", "on")}
+             "patience": int, "augment": str}  # augment: on, off or a strength (0.5)
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.backend import keras, tf
+from edge_emnist.backend import KerasBatches, keras, tf
 from edge_emnist.data import Dataset, load_dataset, stratified_split
 from edge_emnist.data.download import sha256_of
-from edge_emnist.data.pipeline import Augment, make_dataset
+from edge_emnist.data.augment import Augment
+from edge_emnist.data.pipeline import Batches
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, folder_lock, save_figure, save_weights
 from edge_emnist.models import create_model, model_entry
@@ -66,7 +67,9 @@ class TrainConfig:
     patience: int = 10
     seed: int = 0
     val_fraction: float = 0.1
-    augment: bool = False
+    # Random handwriting variation (data/augment.py): "on" (the measured defaults), "off", a strength
+    # ("0.5"), or "rotation_deg=15,elastic_px=0"; config.json keeps the resolved fields (or false).
+    augment: bool | str | dict = "on"
     train_limit: int | None = None  # use only the first N (shuffled, stratified) train images: smoke tests
     mixed_precision: str = "auto"  # auto: on when a GPU is visible
     distribute: str = "auto"  # auto: MirroredStrategy with 2+ GPUs; none; mirrored
@@ -90,6 +93,24 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise EdgeEmnistError(message)
+        self.augment = resolve_augment(self.augment)
+
+
+def resolve_augment(spec) -> dict | bool:
+    """The Augment fields a run uses (what config.json records), or False for none."""
+    try:
+        augment = Augment.parse(spec)
+    except (TypeError, ValueError) as error:
+        raise EdgeEmnistError(str(error)) from None
+    return augment.to_dict() if augment else False
+
+
+def keras_batches(images: np.ndarray, labels: np.ndarray, config: "TrainConfig", *, train: bool = False,
+                  epoch: int = 0) -> KerasBatches:
+    """Batches for model.fit/evaluate: shuffled and augmented as the run says when `train`, plain otherwise."""
+    augment = Augment.parse(config.augment) if train else None
+    return KerasBatches(Batches(images, labels, batch_size=config.batch_size, shuffle=train, augment=augment,
+                                seed=config.seed, epoch=epoch))
 
 
 def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
@@ -288,9 +309,6 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
 
     strategy = strategy_for(config)
     replicas = strategy.num_replicas_in_sync
-    train_ds = make_dataset(x_train, y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-                            augment=Augment() if config.augment else None)
-    val_ds = make_dataset(x_val, y_val, batch_size=config.batch_size)
     with strategy.scope():
         model = create_model(config.arch, data.spec.num_classes, **config.model_options)
         reinitialize(model, config.init, config.seed)
@@ -306,6 +324,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
     _save_config(config, run_dir)
 
     initial_epoch = int(epoch_var.numpy())
+    train_ds = keras_batches(x_train, y_train, config, train=True, epoch=initial_epoch)
+    val_ds = keras_batches(x_val, y_val, config)
     callbacks = [EpochCheckpoint(run_dir, history, manager, epoch_var, config)]  # first: logs the epoch's own LR
     if LR_SCHEDULES[config.lr_schedule]:
         callbacks.append(LR_SCHEDULES[config.lr_schedule]())
@@ -313,13 +333,12 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
         verbose = 2  # one line per epoch: Keras' per-batch bar guesses "ETA 52:07" from step 1
     if initial_epoch < config.epochs and not should_stop(history, config.patience):
         model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, verbose=verbose)
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
 
     # Model selection used validation only; test is evaluated once, here, with the best weights, on a plain
     # (undistributed) copy of the model: what export will load too.
     model = load_trained_model(config, data.spec.num_classes, run_dir / "best.weights.h5")
-    test_ds = make_dataset(data.test.images, data.test.labels, batch_size=config.batch_size)
-    test_loss, test_accuracy = model.evaluate(test_ds, verbose=0)
+    test_loss, test_accuracy = model.evaluate(keras_batches(data.test.images, data.test.labels, config), verbose=0)
     best = best_epoch(history)
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     seconds_per_epoch = float(np.mean([r["seconds"] for r in history]))
@@ -342,6 +361,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
         "test_images": int(len(data.test)),
         "mixed_precision": mixed,
         "replicas": replicas,
+        "augment": config.augment,
         "device": device_description(),
         "data": data.provenance.to_dict(),
         "best_weights_sha256": sha256_of(run_dir / "best.weights.h5"),

@@ -132,6 +132,7 @@ def test_server_serves_page_runtime_and_listed_models(server):
     status, _, listing = request(server, "GET", "/api/models")
     (model,) = json.loads(listing)
     assert model["name"] == MODEL.name and model["quantize"] == "int8" and len(model["labels"]) == 47
+    assert model["class_groups"]["digits"] == list(range(10)) and len(model["class_groups"]["letters"]) == 37
     status, _, data = request(server, "GET", f"/models/{MODEL.name}")
     assert status == 200 and data == MODEL.read_bytes()
 
@@ -272,6 +273,19 @@ def test_page_reads_drawn_characters_in_chromium(server, browser, tmp_path):
     browser.find_element(By.ID, "clear").click()
     assert wait_for(browser, "return window.edgeDemo.last && window.edgeDemo.last.empty")
     assert browser.find_elements(By.CSS_SELECTOR, "#top5 li") == []
+
+    # "digits only" answers among the card's digit classes: all five shown are digits, and 7 still reads 7
+    from selenium.webdriver.support.select import Select
+
+    Select(browser.find_element(By.ID, "group")).select_by_value("digits")
+    seq = browser.execute_script("return window.edgeDemo.seq")
+    draw(browser, canvas, STROKES["7"])
+    last = wait_for(browser, f"const l = window.edgeDemo.last; return l && l.seq > {seq} && l.top5 && l;")
+    assert last["group"] == "digits" and [t["label"] for t in last["top5"]][0] == "7"
+    assert all(t["label"].isdigit() for t in last["top5"]), last["top5"]
+    assert abs(sum(t["p"] for t in last["top5"]) - 1) < 0.5  # renormalised over the 10 digits
+    Select(browser.find_element(By.ID, "group")).select_by_value("")
+    browser.find_element(By.ID, "clear").click()
 
     if os.environ.get("EDGE_EMNIST_SCREENSHOT"):  # docs/demo.png is made this way
         draw(browser, canvas, STROKES["A"])

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from edge_emnist.cli import main
+from edge_emnist.data.augment import Augment
 from edge_emnist.data.registry import get_dataset
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.sweep import parse_grid
@@ -38,6 +39,29 @@ def test_run_folder_holds_everything(tiny_data, tmp_path):
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["images_per_s"] > 0
     assert json.loads((run / "metrics.json").read_text()) == metrics
     assert (run / "learning_curves.png").read_bytes().startswith(b"\x89PNG")
+    # augmentation is on by default, and the run records exactly what it used
+    assert metrics["augment"] == Augment().to_dict() == json.loads((run / "config.json").read_text())["augment"]
+
+
+def test_a_resumed_run_sees_the_batches_an_uninterrupted_one_sees(tiny_data, tmp_path):
+    """Order and augmentation are a function of (seed, epoch, batch): resuming after epoch 1 gives epoch 2 the
+    same loss as running both epochs at once."""
+    train(config(epochs=2), tmp_path / "whole", data_dir=tiny_data, verbose=0)
+    train(config(epochs=1), tmp_path / "split", data_dir=tiny_data, verbose=0)
+    train(config(epochs=2), tmp_path / "split", resume=True, data_dir=tiny_data, verbose=0)
+    whole, split = read_history(tmp_path / "whole"), read_history(tmp_path / "split")
+    assert [r["loss"] for r in whole] == pytest.approx([r["loss"] for r in split], rel=1e-5)
+
+
+def test_augmentation_can_be_set_or_switched_off(tiny_data, tmp_path, capsys):
+    metrics = train(config(epochs=1, augment="off"), tmp_path / "off", data_dir=tiny_data, verbose=0)
+    assert metrics["augment"] is False
+    metrics = train(config(epochs=1, augment="rotation_deg=20,elastic_px=0"), tmp_path / "set", data_dir=tiny_data,
+                    verbose=0)
+    assert metrics["augment"]["rotation_deg"] == 20 and metrics["augment"]["elastic_px"] == 0
+    with pytest.raises(SystemExit):
+        main(["train", "--arch", "lenet5", "--augment", "spin=3"])
+    assert "not NAME=VALUE" in capsys.readouterr().err
 
 
 def test_seeded_runs_reproduce(tiny_data, tmp_path):

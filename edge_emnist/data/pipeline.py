@@ -1,84 +1,61 @@
-"""tf.data input pipelines: uint8 in memory, scaled to [0, 1] per batch, optional light augmentation.
+"""Input batches in plain numpy: uint8 in memory, scaled to [0, 1] per batch, optional augmentation.
 
-Work happens on whole batches (one vectorised op per batch, not one per image) so the pipeline stays far
-ahead of training; `benchmarks/input_pipeline.py` measures that.
+No tf.data, so any Keras backend (and any framework) can consume them. Order and augmentation are a pure
+function of (seed, epoch, batch index): a resumed run sees exactly the batches an uninterrupted one would
+have seen, and batches can be made in any order or in parallel. `benchmarks/input_pipeline.py` measures it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from edge_emnist.backend import tf
+from edge_emnist.data.augment import Augment
 
 
-@dataclass(frozen=True)
-class Augment:
-    """Small affine jitter that keeps a character readable (all off by default)."""
-
-    rotation_deg: float = 10.0
-    shift_px: float = 2.0
-    scale: float = 0.1  # zoom in [1 - scale, 1 + scale]
+def scale_images(images: np.ndarray) -> np.ndarray:
+    """uint8 (B, 28, 28) -> float32 (B, 28, 28) in [0, 1]."""
+    return images.astype(np.float32) / np.float32(255.0)
 
 
-def scale_images(images: tf.Tensor) -> tf.Tensor:
-    """uint8 (B, 28, 28) -> float32 (B, 28, 28, 1) in [0, 1]."""
-    return tf.cast(images, tf.float32)[..., tf.newaxis] / 255.0
+class Batches:
+    """Batches of (float32 images (B, 28, 28, 1) in [0, 1], int64 labels), indexable like keras' PyDataset."""
 
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 256, shuffle: bool = False,
+                 augment: Augment | None = None, seed: int = 0, epoch: int = 0):
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+        self.images, self.labels = images, labels.astype(np.int64)
+        self.batch_size, self.shuffle, self.augment, self.seed = batch_size, shuffle, augment, seed
+        self.set_epoch(epoch)
 
-def random_affine(images: tf.Tensor, augment: Augment, seed: int | None = None) -> tf.Tensor:
-    """Rotate, scale and shift each image of a (B, H, W, 1) batch about its centre, zero fill."""
-    batch = tf.shape(images)[0]
-    height, width = images.shape[1], images.shape[2]
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    def set_epoch(self, epoch: int) -> None:
+        """Which epoch's order (and augmentation draws) to serve."""
+        self.epoch = epoch
+        count = len(self.labels)
+        self.order = (np.random.default_rng([self.seed, epoch]).permutation(count) if self.shuffle
+                      else np.arange(count))
 
-    def uniform(limit: float) -> tf.Tensor:
-        return tf.random.uniform([batch], -limit, limit, seed=seed)
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
 
-    angle = uniform(augment.rotation_deg) * (math.pi / 180.0)
-    inv_zoom = 1.0 / (1.0 + uniform(augment.scale))
-    tx, ty = uniform(augment.shift_px), uniform(augment.shift_px)
-    cos, sin = tf.cos(angle) * inv_zoom, tf.sin(angle) * inv_zoom
-    # Output pixel p maps to input c + R^T (p - c - t) / zoom: ImageProjectiveTransform wants output->input.
-    a2 = cx - cos * (cx + tx) - sin * (cy + ty)
-    b2 = cy + sin * (cx + tx) - cos * (cy + ty)
-    zeros = tf.zeros_like(cos)
-    transforms = tf.stack([cos, sin, a2, -sin, cos, b2, zeros, zeros], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=tf.constant([height, width], tf.int32),
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
-    )
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        picks = self.order[index * self.batch_size: (index + 1) * self.batch_size]
+        if self.shuffle:
+            picks = np.sort(picks)  # same images, memory order: faster gathers; the batch's order is irrelevant
+        x = scale_images(self.images[picks])
+        if self.augment is not None:
+            x = self.augment(x, np.random.default_rng([self.seed, self.epoch, index]))
+        return x[..., None], self.labels[picks]
 
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
-def make_dataset(
-    images: np.ndarray,
-    labels: np.ndarray,
-    *,
-    batch_size: int = 256,
-    shuffle: bool = False,
-    augment: Augment | None = None,
-    cache: bool = True,
-    seed: int = 0,
-    drop_remainder: bool = False,
-) -> tf.data.Dataset:
-    """Batches of (float32 images (B, 28, 28, 1) in [0, 1], int64 labels)."""
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
-    if cache:
-        ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if augment is None:
-        ds = ds.map(lambda x, y: (scale_images(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(lambda x, y: (random_affine(scale_images(x), augment, seed), y),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self.set_epoch(self.epoch + 1)

@@ -23,6 +23,7 @@ import numpy as np
 from edge_emnist.bench.runner import sha256_file
 from edge_emnist.demo.preprocess import preprocess
 from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.data.classes import class_groups
 from edge_emnist.export.card import card_path
 
 WEB = Path(__file__).with_name("web")
@@ -83,6 +84,7 @@ def list_models(exported: Path) -> list[dict]:
                 "quantize": card.get("quantize"), "size_bytes": path.stat().st_size,
                 "accuracy": float((card.get("accuracy") or {}).get("artifact") or 0) or None,
                 "labels": dict(card["labels"]), "input": dict(card["input"]), "output": card.get("output"),
+                "class_groups": class_groups(card["labels"]),  # from the labels: older cards lack the section
             })
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             _skip(path, f"unreadable card ({type(error).__name__}: {error})")

@@ -244,6 +244,7 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
                     "dataset": run.config.dataset,
                     "model": profile,
                     "labels": cards.labels_of(data.spec),
+                    "class_groups": cards.class_groups_section(cards.labels_of(data.spec)),
                     "input": cards.input_section(input_spec, data.spec),
                     "output": {**output_spec, "meaning": "softmax probabilities over the labels, in label order"},
                     "source": {
@@ -253,6 +254,7 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
                         "optimization": {k: v for k, v in run.optimization.items() if k != "history"} or None,
                         "data_fingerprint": data.provenance.fingerprint,
                         "data_official": data.provenance.official,
+                        "augment": run.config.augment or None,
                     },
                     "sparsity": {"total": sparsity["total"], "zeros": sparsity["zeros"],
                                  "kernel_weights": sparsity["kernel_weights"]},

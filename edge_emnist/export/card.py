@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_emnist.bench.runtimes import package_versions
+from edge_emnist.data.classes import class_groups
 from edge_emnist.data.registry import DatasetSpec
 
 TOOLS = ("edge-emnist", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "tf2onnx",
@@ -55,6 +56,14 @@ def tensor_spec(name: str, shape, dtype: np.dtype, quantization: tuple[float, in
         spec["quantization"] = {"scale": float(scale), "zero_point": int(zero_point),
                                 "real_value": "(q - zero_point) * scale"}
     return spec
+
+
+def class_groups_section(labels: dict[str, str]) -> dict:
+    """Output indices of the digits, letters, capitals and small letters, and how an app uses them."""
+    return {**class_groups(labels),
+            "how": "to answer only within a group (a digits-only field, a letters-only one), take the argmax of "
+                   "the output over that group's indices instead of over all of them: no retraining, no other "
+                   "model (docs/embedding.md)"}
 
 
 def labels_of(spec: DatasetSpec) -> dict[str, str]:

@@ -15,13 +15,12 @@ from pathlib import Path
 from edge_emnist.backend import keras
 from edge_emnist.data import load_dataset
 from edge_emnist.data.download import sha256_of
-from edge_emnist.data.pipeline import make_dataset
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import save_weights
 from edge_emnist.optimize import prune as pruning
 from edge_emnist.optimize.qat import calibrate_ranges, quantize_wrap
 from edge_emnist.runs import Run, open_run, optimization_tag
-from edge_emnist.train import calibration_sample, training_split
+from edge_emnist.train import calibration_sample, keras_batches, training_split
 
 CALIBRATION_IMAGES = 512  # train images that set the activation ranges before QAT starts
 
@@ -56,8 +55,10 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     data = load_dataset(run.config.dataset, data_dir, cache_dir)
     x_train, y_train, x_val, y_val = training_split(run.config, data)
     batch = run.config.batch_size
-    train_ds = make_dataset(x_train, y_train, batch_size=batch, shuffle=True, seed=run.config.seed)
-    val_ds = make_dataset(x_val, y_val, batch_size=batch)
+    # The source run's augmentation goes on during fine-tuning: pruning or QAT on plain images would pull the
+    # weights back towards the scanner's look the run was trained away from.
+    train_ds = keras_batches(x_train, y_train, run.config, train=True)
+    val_ds = keras_batches(x_val, y_val, run.config)
     model = run.build_model(data.spec.num_classes)
     history = []
 
@@ -73,7 +74,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         calibrated = calibrate_ranges(float_model, model, calibration_sample(run.config, x_train, CALIBRATION_IMAGES))
         history += _fit(model, train_ds, val_ds, qat_epochs or epochs, lr, verbose, "qat", [])
 
-    test_ds = make_dataset(data.test.images, data.test.labels, batch_size=batch)
+    test_ds = keras_batches(data.test.images, data.test.labels, run.config)
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     _, val_accuracy = model.evaluate(val_ds, verbose=0)
     _, test_accuracy = model.evaluate(test_ds, verbose=0)
@@ -110,7 +111,8 @@ def _pruning_step():
 
 def _fit(model, train_ds, val_ds, epochs, lr, verbose, stage, callbacks) -> list[dict]:
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                       shuffle=False)
     return [{"stage": stage, "epoch": i + 1, **{k: float(v[i]) for k, v in fitted.history.items()}}
             for i in range(len(fitted.history["loss"]))]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edge_emnist.export.card import read_refusals
 from edge_emnist.io import atomic_path, save_figure
+from edge_emnist.report import robustness
 from edge_emnist.report.pareto import knee, pareto_front
 from edge_emnist.report.results import candidates, drop_superseded, failed, latest, skipped
 from edge_emnist.report.summary import HEADERS as SUMMARY_HEADERS
@@ -112,8 +113,9 @@ def size_plot(records: list[dict], output: Path) -> Path:
     return save_figure(fig, output)
 
 
-def _summary_section(records: list[dict], target: str, card_dirs: Sequence[Path]) -> list[str]:
-    rows = summary_rows(records, target, card_dirs)
+def _summary_section(records: list[dict], target: str, card_dirs: Sequence[Path],
+                     robustness: dict[str, dict]) -> list[str]:
+    rows = summary_rows(records, target, card_dirs, robustness)
     if not rows:
         return []
     lines = ["Per architecture, at batch 1 and 1 thread (int8: the most accurate int8 artifact measured; "
@@ -169,8 +171,9 @@ def _refused_section(card_dirs: Sequence[Path]) -> list[str]:
 
 
 def write_report(records: list[dict], out_dir: Path, command: str = "",
-                 card_dirs: Sequence[Path] = (Path("exported"),)) -> Path:
+                 card_dirs: Sequence[Path] = (Path("exported"),), robustness_records: Sequence[dict] = ()) -> Path:
     records, replaced = drop_superseded(records, card_dirs)  # measurements of files exported again since
+    robust = robustness.current(list(robustness_records), card_dirs)
     current = latest(records)
     targets = sorted({r["target"] for r in current})
     lines = ["# Benchmark report", ""]
@@ -194,7 +197,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
             f"{host['cpu']}, {host['cores']} cores, ISA {' '.join(host['isa']) or 'n/a'}; {host['os']}; "
             f"ai-edge-litert {versions.get('ai-edge-litert')}, onnxruntime {versions.get('onnxruntime')}.",
             "", f"![accuracy vs latency](pareto-{slug}.png)", "",
-            *_summary_section(records, target, card_dirs),
+            *_summary_section(records, target, card_dirs, robust),
             f"Pareto front: {', '.join(p['artifact'] + ' (' + p['runtime'] + ')' for p in front)}. "
             f"Knee: **{best['artifact']}** on {best['runtime']}.", "",
             "Latency at batch 1; accuracy on the full test split through the artifact's runtime.", "",
@@ -202,6 +205,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
             "",
         ]
     lines += _accuracy_by_target(records)
+    lines += robustness.section(robust, out_dir)
     gone = skipped(records)
     if gone:
         lines += ["## Skipped targets", ""] + [f"- {r['runtime']}: {r['skipped']}" for r in gone] + [""]

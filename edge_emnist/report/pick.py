@@ -16,10 +16,12 @@ class Constraints:
     max_latency_ms: float | None = None  # on p90, the headline percentile
     max_size_kb: float | None = None
     min_accuracy: float | None = None
+    min_robust_accuracy: float | None = None  # mean accuracy under the everyday transformations (robustness)
 
     @property
     def any(self) -> bool:
-        return any(v is not None for v in (self.max_latency_ms, self.max_size_kb, self.min_accuracy))
+        return any(v is not None for v in (self.max_latency_ms, self.max_size_kb, self.min_accuracy,
+                                           self.min_robust_accuracy))
 
     def violations(self, record: dict) -> list[str]:
         found = []
@@ -30,6 +32,12 @@ class Constraints:
             found.append(f"size {size_kb:.0f} KiB > {self.max_size_kb} KiB")
         if self.min_accuracy is not None and record["accuracy"] < self.min_accuracy:
             found.append(f"accuracy {record['accuracy']:.4f} < {self.min_accuracy}")
+        if self.min_robust_accuracy is not None:
+            robust = record.get("robust_accuracy")
+            if robust is None:
+                found.append("robustness not measured (edge-emnist robustness)")
+            elif robust < self.min_robust_accuracy:
+                found.append(f"robust accuracy {robust:.4f} < {self.min_robust_accuracy}")
         return found
 
     def excess(self, record: dict) -> float:
@@ -43,6 +51,12 @@ class Constraints:
             total += size_kb / self.max_size_kb - 1 if self.max_size_kb > 0 else float("inf")
         if self.min_accuracy is not None and record["accuracy"] < self.min_accuracy:
             total += (self.min_accuracy - record["accuracy"]) / self.min_accuracy
+        if self.min_robust_accuracy is not None:
+            robust = record.get("robust_accuracy")
+            if robust is None:
+                total += 1.0  # unmeasured: as far off as can be
+            elif robust < self.min_robust_accuracy:
+                total += (self.min_robust_accuracy - robust) / self.min_robust_accuracy
         return total
 
 

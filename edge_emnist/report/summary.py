@@ -18,7 +18,7 @@ from edge_emnist.report.results import candidates
 
 HEADERS = ["architecture", "dataset", "parameters", "MACs", "s/epoch (train)", "float32 acc.", "int8 acc.",
            "int8 artifact", "float32 KiB (gzip)", "int8 KiB (gzip)", "LiteRT p90 ms fp32 / int8",
-           "ORT p90 ms fp32 / int8"]
+           "ORT p90 ms fp32 / int8", "robust acc. fp32 / int8", "MNIST digits fp32"]
 
 
 def _stem(record: dict) -> str:
@@ -54,8 +54,16 @@ def _card(artifact: str, card_dirs: Sequence[Path]) -> dict:
     return {}
 
 
-def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (Path("exported"),)) -> list[list[str]]:
-    """Rows for HEADERS; the int8 column is the most accurate int8 artifact measured (PTQ, QAT or pruned)."""
+def _robust(record: dict | None, robustness: dict[str, dict]) -> dict:
+    found = robustness.get(record["artifact"]) if record else None
+    return found if found and found.get("artifact_sha256") == record.get("artifact_sha256") else {}
+
+
+def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (Path("exported"),),
+                 robustness: dict[str, dict] | None = None) -> list[list[str]]:
+    """Rows for HEADERS; the int8 column is the most accurate int8 artifact measured (PTQ, QAT or pruned);
+    the robustness columns come from `edge-emnist robustness` records of the same files."""
+    robustness = robustness or {}
     pool = candidates(records, target, threads=1)
     by_model: dict[tuple, list[dict]] = defaultdict(list)
     for record in pool:
@@ -87,6 +95,9 @@ def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (
             _size(f.get("litert")), _size(q.get("litert")),
             f"{_ms(f.get('litert'))} / {_ms(q.get('litert'))}",
             f"{_ms(f.get('ort'))} / {_ms(q.get('ort'))}",
+            " / ".join(f"{r['robust_accuracy']:.4f}" if r.get("robust_accuracy") is not None else "-"
+                       for r in (_robust(f_any, robustness), _robust(q_any, robustness))),
+            f"{m['digits_only_accuracy']:.4f}" if (m := _robust(f_any, robustness).get("mnist")) else "-",
         ])
     return rows
 

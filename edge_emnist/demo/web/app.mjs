@@ -60,6 +60,24 @@ for (const type of ["pointerup", "pointercancel"]) {
 $("clear").addEventListener("click", () => { state.strokes = []; redraw(); classify(); });
 $("undo").addEventListener("click", () => { state.strokes.pop(); redraw(); classify(); });
 $("model").addEventListener("change", async (event) => { await loadModel(event.target.value); classify(); });
+$("group").addEventListener("change", () => classify());
+
+// "Digits only" and the like: the argmax over the group's outputs (the card's class_groups), renormalised,
+// exactly what an app does to restrict a model without retraining it (docs/embedding.md).
+function restrictTo(probabilities) {
+  const members = state.model?.class_groups?.[$("group").value];
+  if (!members) return probabilities.map((p, index) => ({ p, index }));
+  const total = members.reduce((sum, i) => sum + probabilities[i], 0) || 1;
+  return members.map((index) => ({ p: probabilities[index] / total, index }));
+}
+
+function showGroups() {
+  const chosen = $("group").value;
+  const groups = Object.keys(state.model?.class_groups ?? {});
+  $("group").replaceChildren(new Option("any character", ""),
+                             ...groups.map((g) => new Option(`${g} only`, g)));
+  $("group").value = groups.includes(chosen) ? chosen : "";
+}
 
 function inkOfPad() {
   const { data } = ctx.getImageData(0, 0, pad.width, pad.height);
@@ -134,17 +152,18 @@ async function classify() {
   const ms = performance.now() - started;
   if (seq !== state.seq) return; // a newer stroke already asked
   const probabilities = Array.from(output[state.session.outputNames[0]].data);
-  const top5 = probabilities.map((p, i) => ({ label: state.model.labels[String(i)], p, index: i }))
+  const top5 = restrictTo(probabilities).map(({ p, index }) => ({ label: state.model.labels[String(index)], p, index }))
     .sort((a, b) => b.p - a.p).slice(0, 5);
   showTop5(top5);
   $("timing").textContent = `Inference ${ms.toFixed(2)} ms in this browser (${state.model.name}).`;
-  state.last = { seq, top5, ms, input: Array.from(image), model: state.model.name };
+  state.last = { seq, top5, ms, input: Array.from(image), model: state.model.name, group: $("group").value };
   checkAgainstPython(ink, image, seq).catch((error) => { $("check").textContent = `Python check failed: ${error}`; });
 }
 
 async function loadModel(name) {
   state.model = state.models.find((m) => m.name === name);
   state.session = null;
+  showGroups();
   $("status").textContent = "";
   try {
     state.session = await ort.InferenceSession.create(`/models/${encodeURIComponent(name)}`,

@@ -1,0 +1,159 @@
+"""`edge-emnist robustness`: every artifact, through its own runtime, under every condition; one record each.
+
+Three kinds of evidence, none hidden: (1) a seeded sample of the artifact's own test split under the
+transformations of `conditions.FAMILIES`; (2) MNIST test, a different collection of digits, scored over the
+full output and over the 10 digit classes only (what an app that wants digits gets by masking, see
+`classes.py`); (3) characters drawn as pen strokes through the demo's preprocessing (`strokes.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from edge_emnist.bench.formats import RUNTIME_OF_SUFFIX
+from edge_emnist.bench.runtimes import open_artifact
+from edge_emnist.data import load_dataset
+from edge_emnist.data.classes import class_groups, class_index, restrict
+from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.io import append_jsonl, check_writable
+from edge_emnist.robustness.conditions import DEFAULT_CONDITIONS, FAMILIES, transformed
+from edge_emnist.robustness.strokes import stroke_images
+
+SCHEMA_VERSION = 1
+STROKES_PER_LABEL = 20
+
+
+def _read_card(artifact: Path) -> dict:
+    import json
+
+    from edge_emnist.export.card import card_path
+
+    path = card_path(artifact)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise EdgeEmnistError(f"{artifact}: no readable model card at {path} (its labels say what each output "
+                              "means)") from None
+
+
+def test_sample(dataset: str, count: int, seed: int, data_dir, cache_dir) -> tuple[np.ndarray, np.ndarray]:
+    """`count` test images picked at random (seeded) from the dataset's test split: float32 upright, labels."""
+    test = load_dataset(dataset, data_dir, cache_dir, splits=("test",)).test
+    picks = np.sort(np.random.default_rng(seed).permutation(len(test.labels))[:count])
+    return test.images[picks].astype(np.float32) / 255.0, test.labels[picks]
+
+
+def condition_sets(images: np.ndarray, seed: int) -> list[tuple[str, float, np.ndarray]]:
+    return [(family.name, float(strength), transformed(images, family.name, strength, seed))
+            for family in FAMILIES.values() for strength in family.strengths]
+
+
+def _mnist(data_dir, cache_dir) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        test = load_dataset("mnist", data_dir, cache_dir, splits=("test",)).test
+    except EdgeEmnistError:
+        return None
+    return test.images.astype(np.float32) / 255.0, test.labels
+
+
+def _strokes(labels: dict, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    images, names = stroke_images(STROKES_PER_LABEL, seed)
+    index = [class_index(labels, name) for name in names]
+    keep = [i for i, k in enumerate(index) if k is not None]
+    return (images[keep], np.array([index[i] for i in keep])) if keep else None
+
+
+def _predict(model, images: np.ndarray) -> np.ndarray:
+    return np.argmax(model.predict(images[..., None], batch_size=256), axis=1)
+
+
+def _digits_predict(model, images: np.ndarray, digits: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Answers over the full output, and over the digit classes only."""
+    probabilities = model.predict(images[..., None], batch_size=256)
+    return np.argmax(probabilities, axis=1), restrict(probabilities, digits)
+
+
+def robust_accuracy(conditions: list[dict]) -> float | None:
+    """Mean accuracy over conditions.DEFAULT_CONDITIONS (None if any of them is missing)."""
+    found = {(c["family"], c["strength"]): c["accuracy"] for c in conditions}
+    values = [found.get((family, float(strength))) for family, strength in DEFAULT_CONDITIONS]
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
+def evaluate(artifacts: list[Path], *, images: int = 2000, seed: int = 0, threads: int = 2,
+             results: Path, data_dir=None, cache_dir=None, log: Callable[[str], None] = print) -> list[dict]:
+    """One record per artifact, appended to `results` as each artifact finishes."""
+    from edge_emnist.bench.machines import LocalMachine
+    from edge_emnist.bench.runner import host_description, sha256_file
+
+    if images < 100:
+        raise EdgeEmnistError("--images must be at least 100 (fewer make a 1-point difference noise)")
+    for artifact in artifacts:
+        if not artifact.is_file():
+            raise EdgeEmnistError(f"no artifact at {artifact}")
+        if artifact.suffix not in RUNTIME_OF_SUFFIX:
+            raise EdgeEmnistError(f"{artifact}: not a {' or '.join(RUNTIME_OF_SUFFIX)} artifact")
+    cards = {a: _read_card(a) for a in artifacts}
+    check_writable(Path(results).parent)
+    host = host_description()
+    target = LocalMachine.label(host)
+    prepared: dict[str, tuple] = {}
+    mnist = None
+    records = []
+    for artifact in tqdm(artifacts, desc="robustness", unit="artifact"):
+        card = cards[artifact]
+        dataset = card.get("dataset")
+        if dataset not in prepared:
+            x, y = test_sample(dataset, images, seed, data_dir, cache_dir)
+            prepared[dataset] = (y, condition_sets(x, seed))
+        labels, sets = prepared[dataset]
+        started = time.perf_counter()
+        model = open_artifact(artifact, threads=threads)
+        conditions = [{"family": family, "strength": strength, "images": len(labels),
+                       "accuracy": float(np.mean(_predict(model, x) == labels))} for family, strength, x in sets]
+        record = {
+            "schema": SCHEMA_VERSION, "kind": "robustness", "artifact": artifact.name,
+            "artifact_sha256": sha256_file(artifact), "card_sha256": card.get("sha256"),
+            "arch": card.get("arch"), "dataset": dataset, "format": card.get("format"),
+            "quantize": card.get("quantize"), "variant": card.get("variant"),
+            "runtime": RUNTIME_OF_SUFFIX[artifact.suffix], "threads": threads, "seed": seed,
+            "data_fingerprint": (card.get("source") or {}).get("data_fingerprint"),
+            "augment": (card.get("source") or {}).get("augment"),
+            "clean_accuracy": next(c["accuracy"] for c in conditions
+                                   if c["strength"] == FAMILIES[c["family"]].identity),
+            "robust_accuracy": robust_accuracy(conditions), "conditions": conditions,
+        }
+        digits = class_groups(card.get("labels") or {}).get("digits")
+        if digits and len(digits) == 10:
+            mnist = mnist if mnist is not None else _mnist(data_dir, cache_dir)
+            if mnist is not None:
+                full, masked = _digits_predict(model, mnist[0], digits)
+                truth = np.asarray(digits)[mnist[1]]
+                record["mnist"] = {"images": len(truth), "accuracy": float(np.mean(full == truth)),
+                                   "digits_only_accuracy": float(np.mean(masked == truth))}
+        strokes = _strokes(card.get("labels") or {}, seed)
+        if strokes is not None:
+            record["strokes"] = {"images": len(strokes[1]), "per_label": STROKES_PER_LABEL,
+                                 "accuracy": float(np.mean(_predict(model, strokes[0]) == strokes[1]))}
+        record.update({"seconds": round(time.perf_counter() - started, 1), "target": target, "host": host,
+                       "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        append_jsonl(results, [record])
+        records.append(record)
+        log(summary_line(record))
+    return records
+
+
+def summary_line(record: dict) -> str:
+    mnist, strokes, robust = record.get("mnist"), record.get("strokes"), record.get("robust_accuracy")
+    parts = [f"{record['artifact']:<46} clean {record['clean_accuracy']:.4f}",
+             f"robust {robust:.4f}" if robust is not None else "robust -"]
+    if mnist:
+        parts.append(f"MNIST digits {mnist['digits_only_accuracy']:.4f} (all classes {mnist['accuracy']:.4f})")
+    if strokes:
+        parts.append(f"strokes {strokes['accuracy']:.4f}")
+    return "  ".join(parts)
