@@ -474,7 +474,8 @@ def cmd_robustness(args: argparse.Namespace) -> int:
 
     from edge_emnist.robustness.evaluate import evaluate
 
-    records = evaluate(_artifact_files(args.artifacts), images=args.images, seed=args.seed, threads=args.threads,
+    records = evaluate(_artifact_files(args.artifacts), images=args.images, mnist_images=args.mnist_images,
+                       seed=args.seed, threads=args.threads,
                        results=args.results, data_dir=args.data_dir, cache_dir=args.cache_dir, log=tqdm.write)
     print(f"appended {len(records)} records to {args.results}; `edge-emnist report --robustness {args.results}` "
           "draws the curves")
@@ -845,6 +846,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifacts", type=Path, nargs="+", metavar="ARTIFACT", help=".tflite / .onnx files or folders")
     p.add_argument("--images", type=_positive_int, default=2000,
                    help="test images per condition, a seeded random sample (default: 2000)")
+    p.add_argument("--mnist-images", type=_positive_int, default=10_000,
+                   help="MNIST test digits, a seeded sample (default: all 10,000; fewer for slow models)")
     p.add_argument("--seed", type=int, default=0, help="picks the sample, shift directions and noise (default: 0)")
     p.add_argument("--threads", type=_positive_int, default=2, help="runtime threads (default: 2)")
     p.add_argument("--results", type=Path, default=USER_ROBUSTNESS,

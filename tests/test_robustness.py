@@ -83,7 +83,7 @@ def test_robustness_command_on_a_shipped_model(shared_data, tmp_path, capsys):
     assert main(["report", "--robustness", str(results), "--out", str(tmp_path / "report")]) == 0
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## Robustness" in text and (tmp_path / "report" / "robustness.png").stat().st_size > 10_000
-    assert f"| {LENET_INT8.name} | {record['clean_accuracy']:.4f} |" in text
+    assert f"| {LENET_INT8.name} | 200 (10,000) | {record['clean_accuracy']:.4f} |" in text
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -91,7 +91,8 @@ def test_robustness_command_on_a_shipped_model(shared_data, tmp_path, capsys):
     (["robustness", "README.md"], "not a .tflite or .onnx artifact"),
     (["robustness", "{empty}"], "no .tflite or .onnx artifacts in"),
     (["robustness", "{cardless}"], "no readable model card"),
-    (["robustness", str(LENET_INT8), "--images", "50"], "--images must be at least 100"),
+    (["robustness", str(LENET_INT8), "--images", "50"], "must be at least 100"),
+    (["robustness", str(LENET_INT8), "--mnist-images", "10"], "must be at least 100"),
 ])
 def test_robustness_bad_inputs_are_one_line(argv, message, tmp_path, capsys):
     empty = tmp_path / "empty"

@@ -52,13 +52,14 @@ def _condition_label(family: str, strength: float) -> str:
 
 
 def table(records: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
-    headers = ["artifact", "clean", *(_condition_label(f, s) for f, s in TABLE_CONDITIONS), "robust (mean)",
+    headers = ["artifact", "images (MNIST)", "clean", *(_condition_label(f, s) for f, s in TABLE_CONDITIONS), "robust (mean)",
                "MNIST digits only (all classes)", "pen strokes"]
     rows = []
     for name, r in sorted(records.items()):
         mnist, strokes = r.get("mnist"), r.get("strokes")
         cells = [_accuracy(r, f, s) for f, s in TABLE_CONDITIONS]
-        rows.append([name, f"{r['clean_accuracy']:.4f}", *(f"{c:.4f}" if c is not None else "-" for c in cells),
+        count = f"{r['conditions'][0]['images']:,}" + (f" ({mnist['images']:,})" if mnist else "")
+        rows.append([name, count, f"{r['clean_accuracy']:.4f}", *(f"{c:.4f}" if c is not None else "-" for c in cells),
                      f"**{r['robust_accuracy']:.4f}**" if r.get("robust_accuracy") is not None else "-",
                      f"{mnist['digits_only_accuracy']:.4f} ({mnist['accuracy']:.4f})" if mnist else "-",
                      f"{strokes['accuracy']:.4f}" if strokes else "-"])
@@ -116,13 +117,12 @@ def section(records: dict[str, dict], out_dir: Path) -> list[str]:
     if not records:
         return []
     plot = curves(records, out_dir / "robustness.png")
-    any_record = next(iter(records.values()))
     headers, rows = table(records)
     defaults = ", ".join(_condition_label(f, s) for f, s in DEFAULT_CONDITIONS)
     return ["## Robustness", "",
-            f"Each artifact through its own runtime on the same {any_record['conditions'][0]['images']:,} test "
-            "images (seeded sample) under one transformation at a time; **robust** is the mean over "
-            f"{defaults}. MNIST: the 10,000 MNIST test digits (another collection), scored over the digit classes "
+            "Each artifact through its own runtime on a seeded sample of its test images (the same sample for "
+            "every artifact measured with the same count) under one transformation at a time; **robust** is the mean over "
+            f"{defaults}. MNIST: MNIST test digits (another collection; the count in brackets), scored over the digit classes "
             "only (an app that asks for a digit; `class_groups` in the card) and over all classes. Pen strokes: "
             "characters drawn as synthetic pen paths through the demo's preprocessing. Made by `edge-emnist "
             "robustness ARTIFACTS`; machine: " + ", ".join(sorted({r['target'] for r in records.values()})) + ".",

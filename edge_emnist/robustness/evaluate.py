@@ -53,12 +53,14 @@ def condition_sets(images: np.ndarray, seed: int) -> list[tuple[str, float, np.n
             for family in FAMILIES.values() for strength in family.strengths]
 
 
-def _mnist(data_dir, cache_dir) -> tuple[np.ndarray, np.ndarray] | None:
+def _mnist(count: int, seed: int, data_dir, cache_dir) -> tuple[np.ndarray, np.ndarray] | None:
+    """MNIST test (all 10,000, or a seeded sample of `count`), or None where MNIST is not to be had."""
     try:
         test = load_dataset("mnist", data_dir, cache_dir, splits=("test",)).test
     except EdgeEmnistError:
         return None
-    return test.images.astype(np.float32) / 255.0, test.labels
+    picks = np.sort(np.random.default_rng(seed).permutation(len(test.labels))[:count])
+    return test.images[picks].astype(np.float32) / 255.0, test.labels[picks]
 
 
 def _strokes(labels: dict, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -85,14 +87,15 @@ def robust_accuracy(conditions: list[dict]) -> float | None:
     return None if any(v is None for v in values) else float(np.mean(values))
 
 
-def evaluate(artifacts: list[Path], *, images: int = 2000, seed: int = 0, threads: int = 2,
+def evaluate(artifacts: list[Path], *, images: int = 2000, mnist_images: int = 10_000, seed: int = 0, threads: int = 2,
              results: Path, data_dir=None, cache_dir=None, log: Callable[[str], None] = print) -> list[dict]:
     """One record per artifact, appended to `results` as each artifact finishes."""
     from edge_emnist.bench.machines import LocalMachine
     from edge_emnist.bench.runner import host_description, sha256_file
 
-    if images < 100:
-        raise EdgeEmnistError("--images must be at least 100 (fewer make a 1-point difference noise)")
+    if min(images, mnist_images) < 100:
+        raise EdgeEmnistError("--images and --mnist-images must be at least 100 (fewer make a 1-point difference "
+                              "noise)")
     for artifact in artifacts:
         if not artifact.is_file():
             raise EdgeEmnistError(f"no artifact at {artifact}")
@@ -130,7 +133,7 @@ def evaluate(artifacts: list[Path], *, images: int = 2000, seed: int = 0, thread
         }
         digits = class_groups(card.get("labels") or {}).get("digits")
         if digits and len(digits) == 10:
-            mnist = mnist if mnist is not None else _mnist(data_dir, cache_dir)
+            mnist = mnist if mnist is not None else _mnist(mnist_images, seed, data_dir, cache_dir)
             if mnist is not None:
                 full, masked = _digits_predict(model, mnist[0], digits)
                 truth = np.asarray(digits)[mnist[1]]
