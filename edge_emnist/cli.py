@@ -557,7 +557,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     config = PipelineConfig(archs=args.arch, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                             patience=args.patience, seed=args.seed, sparsity=args.sparsity,
-                            prune_epochs=args.prune_epochs, qat_epochs=args.qat_epochs, threads=args.threads,
+                            prune_epochs=args.prune_epochs, qat_epochs=args.qat_epochs, augment=args.augment,
+                            threads=args.threads,
                             runs=args.runs, max_latency_ms=args.max_latency_ms, max_size_kb=args.max_size_kb,
                             min_accuracy=args.min_accuracy)
     started = time.perf_counter()
@@ -776,6 +777,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", type=float, default=0.5, help="pruning target (default: 0.5)")
     p.add_argument("--prune-epochs", type=_positive_int, default=1, help="default: 1")
     p.add_argument("--qat-epochs", type=_positive_int, default=1, help="default: 1")
+    p.add_argument("--augment", type=_augment_spec, default="on", metavar="SPEC",
+                   help="training augmentation, as for train (default: on; off is faster on a CPU)")
     p.add_argument("--threads", type=_int_list, default=(1,), help="bench thread counts (default: 1)")
     p.add_argument("--runs", type=_positive_int, default=PipelineConfig.runs,
                    help=f"timed batch-1 runs per setting (default: {PipelineConfig.runs})")

@@ -54,6 +54,7 @@ class PipelineConfig:
     sparsity: float = 0.5
     prune_epochs: int = 1
     qat_epochs: int = 1
+    augment: str = "on"  # train's --augment: on, off, a strength or NAME=VALUE,...
     threads: tuple[int, ...] = (1,)
     runs: int = 500  # timed batch-1 runs per setting: p90 needs a few hundred; `bench` defaults to 1000
     max_latency_ms: float | None = None
@@ -143,7 +144,7 @@ class Pipeline:
 
         c = self.config
         config = TrainConfig(arch=arch, dataset=c.dataset, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
-                             patience=c.patience, seed=c.seed)
+                             patience=c.patience, seed=c.seed, augment=c.augment)
         run_dir = self.run_dir(arch, "trained")
         metrics = train(config, run_dir, resume=(run_dir / "config.json").exists(), data_dir=self.data_dir,
                         cache_dir=self.cache_dir)
