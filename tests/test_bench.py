@@ -58,6 +58,36 @@ def test_bench_records_every_setting(artifacts, tmp_path):
     assert {r["format"] for r in yardsticks} == {"tflite"} and all(r["batch"] == 1 for r in yardsticks)
     (gpu,) = [r for r in records if r.get("skipped")]
     assert gpu["runtime"] == "ort-cuda" and "CUDAExecutionProvider" in gpu["skipped"]
+    assert "not implemented" not in gpu["skipped"] and gpu["target"].startswith("cpu:")
+
+
+def test_litert_gpu_runs_through_compiled_model_or_says_why_not(artifacts, tmp_path):
+    """LiteRT's GPU runtime is CompiledModel with the GPU accelerator; the same adapter on the CPU gives the
+    interpreter's answers exactly, and where no GPU can start the runtime is a skipped record with the reason."""
+    from edge_emnist.bench import runner as runner_module
+    from edge_emnist.bench.runtimes import LiteRTCompiled, LiteRTModel, open_artifact, unavailable_reason
+
+    _, paths = artifacts
+    tflite = [p for p in paths if p.suffix == ".tflite"]
+    x = np.random.default_rng(0).random((40, 28, 28, 1), dtype=np.float32)
+    for path in tflite:
+        compiled = LiteRTCompiled(path, accelerator="cpu")
+        np.testing.assert_array_equal(compiled.predict(x, batch_size=16), LiteRTModel(path).predict(x, batch_size=16))
+        assert compiled.device_info()["accelerator"] == "cpu" and isinstance(compiled.fully_accelerated, bool)
+    with pytest.raises(ValueError, match="litert-gpu runs tflite"):
+        open_artifact(next(p for p in paths if p.suffix == ".onnx"), "litert-gpu")
+    out = tmp_path / "gpu.json"
+    assert runner_module.main([*map(str, paths), "--runtime", "litert-gpu,ort-cuda", "--runs", "20", "--batch", "1",
+                               "--json", str(out)]) == 0
+    records = json.loads(out.read_text())["records"]
+    if unavailable_reason("litert-gpu") or not [r for r in records if r["runtime"] == "litert-gpu"
+                                               and not r.get("skipped")]:
+        skipped = {r["runtime"]: r["skipped"] for r in records if r.get("skipped")}
+        assert set(skipped) >= {"litert-gpu"} and all(r.get("skipped") for r in records if r["runtime"] == "litert-gpu")
+        assert "not implemented" not in skipped["litert-gpu"]
+    else:  # a machine with a GPU: every .tflite measured there, with whether it was fully accelerated
+        measured = [r for r in records if r["runtime"] == "litert-gpu"]
+        assert len(measured) == len(tflite) and all("fully_accelerated" in r["device"] for r in measured)
 
 
 def test_report_and_pick(artifacts, tmp_path, capsys):
@@ -211,8 +241,8 @@ def test_bench_over_ssh(artifacts, sshd, tmp_path, capsys, monkeypatch):
         assert r["accuracy"] == pytest.approx(r["reference_accuracy"]) and r["latency"]["runs"] in (100, 50)
         assert r["artifact"] in {p.name for p in paths}
     assert any(r.get("yardstick") for r in measured if r["format"] == "tflite")  # the device's litert-benchmark
-    (gpu,) = [r for r in records if r.get("skipped")]
-    assert "over SSH" in gpu["skipped"]
+    (gpu,) = [r for r in records if r.get("skipped")]  # the device itself says why, once
+    assert gpu["runtime"] == "ort-cuda" and "CUDAExecutionProvider" in gpu["skipped"]
     assert len(folders) == 1 and not folders[0].exists()  # the device's folder is removed afterwards
 
 

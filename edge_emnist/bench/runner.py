@@ -23,11 +23,13 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from edge_emnist.bench.formats import RUNTIME_OF_SUFFIX
-    from edge_emnist.bench.runtimes import accuracy, file_sizes, open_artifact, package_versions
+    from edge_emnist.bench.formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for
+    from edge_emnist.bench.runtimes import (accuracy, file_sizes, open_artifact, package_versions,
+                                            unavailable_reason)
 except ImportError:  # copied to a device beside runtimes.py and formats.py
-    from formats import RUNTIME_OF_SUFFIX  # type: ignore[no-redef]
-    from runtimes import accuracy, file_sizes, open_artifact, package_versions  # type: ignore[no-redef]
+    from formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for  # type: ignore[no-redef]
+    from runtimes import (accuracy, file_sizes, open_artifact, package_versions,  # type: ignore[no-redef]
+                          unavailable_reason)
 
 SCHEMA_VERSION = 2  # 2: artifact_sha256, load (load average around the timed runs), latency spread, busy
 # p99 over p50 above this says the timed runs were disturbed (another process, frequency scaling): the record
@@ -50,8 +52,9 @@ def host_description() -> dict:
                 flags.update(value.split())
     except OSError:
         pass
-    versions = {"numpy": np.__version__, **package_versions(("ai-edge-litert", "onnxruntime"))}
+    versions = {"numpy": np.__version__, **package_versions(("ai-edge-litert", "onnxruntime", "onnxruntime-gpu"))}
     return {
+        "gpus": gpu_names(),
         "hostname": platform.node(),
         "cpu": model,
         "machine": platform.machine(),
@@ -73,6 +76,28 @@ def isa_tier(host: dict) -> str:
     """'avx512vnni', 'avx2', 'dotprod', ...: the best int8-relevant feature of the host, or its machine name."""
     flags = set(host.get("isa") or ())
     return next((name for flag, name in ISA_TIERS if flag in flags), host.get("machine") or "unknown")
+
+
+def gpu_names() -> list[str]:
+    """NVIDIA GPUs as nvidia-smi names them ([] without one, or without nvidia-smi)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def gpu_target(host: dict) -> str:
+    """'gpu:nvidia-h100-80gb-hbm3': what GPU-runtime records are filed under (the CPU's label would mislead)."""
+    names = host.get("gpus") or []
+    slug = "".join(c if c.isalnum() else "-" for c in names[0].lower()).strip("-") if names else "unknown"
+    return f"gpu:{'-'.join(part for part in slug.split('-') if part)}"
 
 
 def load_average() -> float | None:
@@ -121,14 +146,21 @@ def time_runs(run, x: np.ndarray, runs: int, warmup: int) -> list[int]:
 
 
 def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: int, xnnpack: bool = True,
-            images: np.ndarray | None = None, labels: np.ndarray | None = None) -> list[dict]:
+            images: np.ndarray | None = None, labels: np.ndarray | None = None, runtime: str | None = None) -> list[dict]:
     """One record per batch size for one artifact x runtime x thread setting."""
+    runtime = runtime or RUNTIME_OF_SUFFIX[path.suffix]
     baseline = _rss_mb()
     options = {"threads": threads}
-    if path.suffix == ".tflite":
+    if runtime == "litert":
         options["xnnpack"] = xnnpack
     started = time.perf_counter_ns()
-    model = open_artifact(path, **options)
+    try:
+        model = open_artifact(path, runtime, **options)
+    except Exception as error:
+        if RUNTIMES[runtime].kind == "gpu":  # no usable GPU (a loader without a device, a driver too old): a fact
+            raise RuntimeUnavailable(f"{runtime} could not start here (no usable GPU or driver?): "
+                                     f"{_all_lines(error)}") from error
+        raise
     init_ms = (time.perf_counter_ns() - started) / 1e6
     rng = np.random.default_rng(0)
     sample = images[:1] if images is not None else rng.random((1, 28, 28, 1), dtype=np.float32)
@@ -145,14 +177,16 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
         "schema": SCHEMA_VERSION,
         "artifact": path.name,
         "artifact_sha256": sha256_file(path),
-        "runtime": RUNTIME_OF_SUFFIX[path.suffix],
-        "settings": {"threads": threads, **({"xnnpack": xnnpack} if path.suffix == ".tflite" else {})},
+        "runtime": runtime,
+        "settings": {"threads": threads, **({"xnnpack": xnnpack} if runtime == "litert" else {})},
         "accuracy": acc,
         "test_images": None if labels is None else int(len(labels)),
         "size_bytes": sizes["bytes"],
         "gzip_bytes": sizes["gzip_bytes"],
         "init_ms": init_ms,
         "first_inference_ms": first_ms,
+        # GPU runtimes: computed on the GPU (accuracy too), and whether every operator ran there
+        **({"device": model.device_info()} if hasattr(model, "device_info") else {}),
     }
     records = []
     for batch in batches:
@@ -173,6 +207,20 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
     return records
 
 
+class RuntimeUnavailable(RuntimeError):
+    """The runtime cannot run on this machine at all (not: this artifact failed on it)."""
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _all_lines(error: BaseException, limit: int = 300) -> str:
+    """Native errors spread their reason over several lines (LiteRT: "ERROR: [file:line]\n└ ERROR: ...")."""
+    text = " / ".join(line.strip(" └") for line in str(error).strip().splitlines() if line.strip(" └"))
+    return (text or type(error).__name__)[:limit]
+
+
 def _int_list(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
 
@@ -185,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1000, help="timed runs at batch 1 (default: 1000)")
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
+    parser.add_argument("--runtime", default="", help=f"comma list of {', '.join(RUNTIMES)}: each artifact runs on "
+                                                      "those that take its format (default: its CPU runtime)")
     parser.add_argument("--data", type=Path, help=".npz with images (uint8 N x 28 x 28) and labels: adds accuracy")
     parser.add_argument("--json", type=Path, help="write {host, records} here (default: print)")
     parser.add_argument("--predictions", type=Path, metavar="NPY",
@@ -206,21 +256,38 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"host": host_description(), "images": len(images)}))
         return 0
     host = host_description()
+    wanted = tuple(r for r in args.runtime.split(",") if r)
+    unknown = [r for r in wanted if r not in RUNTIMES]
+    if unknown:
+        print(f"runner: unknown runtime {unknown[0]} (choose from {', '.join(RUNTIMES)})", file=sys.stderr)
+        return 2
     records = []
+    skipped = {r: unavailable_reason(r) for r in wanted}
+    for runtime, reason in skipped.items():
+        if reason:  # said once per runtime, from the machine itself
+            records.append({"schema": SCHEMA_VERSION, "runtime": runtime, "artifact": None, "skipped": reason})
     for path in args.artifacts:
         if path.suffix not in RUNTIME_OF_SUFFIX:
             print(f"runner: {path}: not a .tflite or .onnx file", file=sys.stderr)
             return 2
-        for threads in args.threads:
-            try:
-                records += measure(path, threads=threads, batches=args.batch, runs=args.runs, warmup=args.warmup,
-                                   xnnpack=not args.no_xnnpack, images=images, labels=labels)
-            except Exception as error:  # one broken artifact costs only its own records
-                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-                print(f"runner: {path.name}: {reason}", file=sys.stderr)
-                records.append({"schema": SCHEMA_VERSION, "artifact": path.name,
-                                "runtime": RUNTIME_OF_SUFFIX[path.suffix], "settings": {"threads": threads},
-                                "failed": reason})
+        runtimes = runtimes_for(path.suffix, wanted) if wanted else [RUNTIME_OF_SUFFIX[path.suffix]]
+        for runtime in (r for r in runtimes if not skipped.get(r)):
+            for threads in args.threads:
+                if skipped.get(runtime):
+                    break
+                try:
+                    records += measure(path, threads=threads, batches=args.batch, runs=args.runs,
+                                       warmup=args.warmup, xnnpack=not args.no_xnnpack, images=images, labels=labels,
+                                       runtime=runtime)
+                except RuntimeUnavailable as error:
+                    skipped[runtime] = str(error)
+                    records.append({"schema": SCHEMA_VERSION, "runtime": runtime, "artifact": None,
+                                    "skipped": str(error)})
+                except Exception as error:  # one broken artifact costs only its own records
+                    reason = _first_line(error)
+                    print(f"runner: {path.name} on {runtime}: {reason}", file=sys.stderr)
+                    records.append({"schema": SCHEMA_VERSION, "artifact": path.name, "runtime": runtime,
+                                    "settings": {"threads": threads}, "failed": reason})
     for record in records:
         record["host"] = host
     text = json.dumps({"host": host, "records": records}, indent=1)

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from edge_emnist.bench.formats import RUNTIME_OF_SUFFIX
+    from edge_emnist.bench.formats import FORMAT_OF_SUFFIX, RUNTIME_OF_SUFFIX, RUNTIMES
 except ImportError:  # copied to a device beside formats.py
-    from formats import RUNTIME_OF_SUFFIX  # type: ignore[no-redef]
+    from formats import FORMAT_OF_SUFFIX, RUNTIME_OF_SUFFIX, RUNTIMES  # type: ignore[no-redef]
 
 
 def file_sizes(path: Path) -> dict[str, int]:
@@ -162,18 +162,113 @@ class OrtModel:
         return _batched(lambda x: self.run_raw(self.to_input(x)), images, batch_size)
 
 
-# The adapters of formats.RUNTIMES that run here, by runtime name.
-ADAPTERS: dict[str, Callable[..., LiteRTModel | OrtModel]] = {"litert": LiteRTModel, "ort": OrtModel}
+@dataclass
+class LiteRTCompiled:
+    """A .tflite through LiteRT's CompiledModel API on a hardware accelerator: "gpu" is LiteRT's GPU accelerator
+    (WebGPU on Vulkan on Linux, Metal on macOS, OpenCL/GL on Android) with the CPU taking what it cannot run;
+    "cpu" is the same API on the CPU (what the tests run where no GPU is)."""
+
+    path: Path
+    threads: int = 1  # the accelerator decides; kept so every adapter takes the same options
+    accelerator: str = "gpu"
+    _batch: int = field(init=False, default=-1)
+
+    def __post_init__(self) -> None:
+        from ai_edge_litert.compiled_model import CompiledModel, HardwareAccelerator
+        from ai_edge_litert.interpreter import Interpreter
+
+        flags = {"gpu": HardwareAccelerator.GPU | HardwareAccelerator.CPU, "cpu": HardwareAccelerator.CPU}
+        with native_stderr_muted():
+            self._model = CompiledModel.from_file(str(self.path), hardware_accel=flags[self.accelerator])
+            details = Interpreter(model_path=str(self.path))  # quantization parameters of the model's edges
+        self.input, self.output = details.get_input_details()[0], details.get_output_details()[0]
+        self.classes = int(self.output["shape"][-1])
+        self.fully_accelerated = bool(self._model.is_fully_accelerated())
+
+    def device_info(self) -> dict:
+        return {"accelerator": self.accelerator, "fully_accelerated": self.fully_accelerated}
+
+    def run_raw(self, x: np.ndarray) -> np.ndarray:
+        if len(x) != self._batch:
+            with native_stderr_muted():
+                self._model.resize_input_tensor(0, list(x.shape))
+                self._inputs, self._outputs = self._model.create_input_buffers(0), self._model.create_output_buffers(0)
+            self._batch = len(x)
+        self._inputs[0].write(np.ascontiguousarray(x))
+        self._model.run_by_index(0, self._inputs, self._outputs)
+        dtype = np.dtype(self.output["dtype"])
+        return self._outputs[0].read(len(x) * self.classes, dtype).reshape(len(x), self.classes)
+
+    to_input = LiteRTModel.to_input
+    from_output = LiteRTModel.from_output
+    predict = LiteRTModel.predict
 
 
-def open_artifact(path: str | Path, **options) -> LiteRTModel | OrtModel:
-    """The runtime an artifact's suffix calls for (formats.RUNTIME_OF_SUFFIX)."""
+CUDA_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+TENSORRT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def _ort_on(providers: tuple[str, ...]) -> Callable[..., OrtModel]:
+    def make(path: Path, **options) -> OrtModel:
+        import warnings
+
+        with warnings.catch_warnings():  # "not in available provider names": said once, as the error below
+            warnings.simplefilter("ignore", UserWarning)
+            model = OrtModel(path, providers=providers, **options)
+        if providers[0] not in model.session.get_providers():  # ORT falls back to the CPU silently
+            raise RuntimeError(f"onnxruntime did not start {providers[0]} (it runs on {model.session.get_providers()})")
+        return model
+    return make
+
+
+# The adapters of formats.RUNTIMES, by runtime name: a runtime is a row there plus an entry here.
+ADAPTERS: dict[str, Callable[..., LiteRTModel | OrtModel | LiteRTCompiled]] = {
+    "litert": LiteRTModel,
+    "ort": OrtModel,
+    "litert-gpu": lambda path, **options: LiteRTCompiled(path, accelerator="gpu",
+                                                         **{k: v for k, v in options.items() if k != "xnnpack"}),
+    "ort-cuda": _ort_on(CUDA_PROVIDERS),
+    "ort-tensorrt": _ort_on(TENSORRT_PROVIDERS),
+}
+
+
+def unavailable_reason(runtime: str) -> str | None:
+    """None if this machine can try the runtime; else why not, in one line (a skipped record, never a crash)."""
+    kind = RUNTIMES[runtime].kind
+    if kind == "cpu":
+        return None
+    if runtime.startswith("ort-"):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return "onnxruntime is not installed"
+        provider = TENSORRT_PROVIDERS[0] if runtime == "ort-tensorrt" else CUDA_PROVIDERS[0]
+        if provider not in ort.get_available_providers():
+            return (f"this onnxruntime has no {provider} (pip install onnxruntime-gpu on a machine with an NVIDIA GPU "
+                    "and CUDA 13)")
+        return None
+    import ctypes.util
+    import platform as _platform
+
+    if _platform.system() == "Linux" and not ctypes.util.find_library("vulkan"):
+        return ("no Vulkan loader (libvulkan.so.1): LiteRT's GPU accelerator runs WebGPU on Vulkan on Linux "
+                "(apt install libvulkan1 and a GPU driver with a Vulkan ICD)")
+    return None
+
+
+def open_artifact(path: str | Path, runtime: str | None = None, **options):
+    """The artifact in `runtime` (default: the one its suffix calls for, formats.RUNTIME_OF_SUFFIX)."""
     path = Path(path)
-    try:
-        runtime = ADAPTERS[RUNTIME_OF_SUFFIX[path.suffix]]
-    except KeyError:
-        raise ValueError(f"{path}: unknown artifact type (expected {' or '.join(RUNTIME_OF_SUFFIX)})") from None
-    return runtime(path, **options)
+    if runtime is None:
+        try:
+            runtime = RUNTIME_OF_SUFFIX[path.suffix]
+        except KeyError:
+            raise ValueError(f"{path}: unknown artifact type (expected {' or '.join(RUNTIME_OF_SUFFIX)})") from None
+    if RUNTIMES[runtime].format != FORMAT_OF_SUFFIX.get(path.suffix):
+        raise ValueError(f"{path.name}: {runtime} runs {RUNTIMES[runtime].format} artifacts")
+    if runtime != "litert":
+        options.pop("xnnpack", None)
+    return ADAPTERS[runtime](path, **options)
 
 
 def _batched(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int) -> np.ndarray:

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edge_emnist.bench.formats import CPU_RUNTIMES, GPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES
+from edge_emnist.bench.formats import CPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for
 from edge_emnist.bench.machines import LocalMachine, SshMachine
-from edge_emnist.bench.runner import BUSY_SPREAD, SCHEMA_VERSION
+from edge_emnist.bench.runner import BUSY_SPREAD, SCHEMA_VERSION, gpu_target
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.card import card_path
 from edge_emnist.io import append_jsonl, check_writable
@@ -59,18 +59,6 @@ def read_card(artifact: Path) -> dict:
     return json.loads(card.read_text()) if card.exists() else {}
 
 
-def gpu_unavailable_reason(runtime: str) -> str | None:
-    """None if the GPU target can run here; else why not (reported as a skipped record, never dropped)."""
-    if runtime.startswith("ort-"):
-        import onnxruntime as ort
-
-        provider = {"ort-cuda": "CUDAExecutionProvider", "ort-tensorrt": "TensorrtExecutionProvider"}[runtime]
-        if provider not in ort.get_available_providers():
-            return f"onnxruntime has no {provider} here (install onnxruntime-gpu on a CUDA machine)"
-        return "GPU execution in bench is not implemented yet"
-    return "LiteRT's GPU accelerator is not wired into the bench yet (use litert-benchmark --use_gpu on the device)"
-
-
 def _test_data(cards: list[dict], data_dir, cache_dir, scratch: Path, limit: int | None = None) -> dict[str, Path]:
     """One .npz of the test split (or its first `limit` images) per dataset the artifacts were trained on."""
     from edge_emnist.data import load_dataset
@@ -83,9 +71,12 @@ def _test_data(cards: list[dict], data_dir, cache_dir, scratch: Path, limit: int
     return files
 
 
-def runner_argv(model: str, threads: int, options: BenchOptions, data: str | None) -> list[str]:
+def runner_argv(model: str, threads: int, options: BenchOptions, data: str | None,
+                runtimes: list[str] | None = None) -> list[str]:
     argv = [model, "--threads", str(threads), "--batch", ",".join(map(str, options.batches)),
             "--runs", str(options.runs), "--warmup", str(options.warmup)]
+    if runtimes:
+        argv += ["--runtime", ",".join(runtimes)]
     if not options.xnnpack:
         argv.append("--no-xnnpack")
     return argv + (["--data", data] if data else [])
@@ -126,7 +117,8 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
     machine = machine or LocalMachine()
     cards = {a: read_card(a) for a in artifacts}
     session = time.strftime("%Y%m%dT%H%M%S")
-    jobs = [(a, t) for a in artifacts for t in options.threads if RUNTIME_OF_SUFFIX[a.suffix] in options.runtimes]
+    jobs = [(a, t) for a in artifacts for t in options.threads if runtimes_for(a.suffix, options.runtimes)]
+    said_skipped: set[str] = set()
     records: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch, machine:
         data = (_test_data(list(cards.values()), data_dir, cache_dir, Path(scratch), options.test_images)
@@ -137,7 +129,8 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
             dataset = data.get(card.get("dataset"))
             try:
                 result = machine.run_runner(runner_argv(placed[artifact], threads, options,
-                                                        placed[dataset] if dataset else None))
+                                                        placed[dataset] if dataset else None,
+                                                        runtimes_for(artifact.suffix, options.runtimes)))
             except EdgeEmnistError as error:  # one broken artifact costs only its own records
                 failed = {"schema": SCHEMA_VERSION, "artifact": artifact.name, "runtime": RUNTIME_OF_SUFFIX[
                     artifact.suffix], "settings": {"threads": threads}, "failed": str(error)}
@@ -149,19 +142,29 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                 continue
             host = result["host"]
             target = options.target or machine.label(host)
-            found = [r for r in result["records"] if not r.get("failed")]
+            for skipped in (r for r in result["records"] if r.get("skipped")):
+                if skipped["runtime"] not in said_skipped:  # the machine says why, once per runtime
+                    said_skipped.add(skipped["runtime"])
+                    skipped["host"] = host
+                    label_records([skipped], {}, target, session)
+                    append_jsonl(options.results, [skipped])
+                    records.append(skipped)
+                    log(f"skipped {skipped['runtime']} on {target}: {skipped['skipped']}")
+            found = [r for r in result["records"] if not r.get("failed") and not r.get("skipped")]
             for failed in (r for r in result["records"] if r.get("failed")):
                 log(f"failed {artifact.name} ({threads} threads): {failed['failed']}")
                 failed["host"] = host
                 found.append(failed)
-            if options.yardstick and artifact.suffix == ".tflite" and options.xnnpack:
+            if options.yardstick and "litert" in options.runtimes and artifact.suffix == ".tflite" and options.xnnpack:
                 theirs = machine.litert_benchmark(placed[artifact], threads, options.runs, options.warmup)
                 for record in found:
-                    if theirs and record["batch"] == 1:
+                    if theirs and record["batch"] == 1 and record["runtime"] == "litert":
                         ours = record["latency"]["p50_ms"]
                         check = yardstick_check(ours, theirs["median_ms"], theirs["resolution_ms"])
                         record["yardstick"] = {"litert_benchmark": theirs, **check}
-            label_records(found, card, target, session)
+            for record in found:  # GPU figures go under the GPU's name, CPU figures under the CPU's
+                on_gpu = RUNTIMES[record["runtime"]].kind == "gpu"
+                label_records([record], card, options.target or (gpu_target(host) if on_gpu else target), session)
             if isinstance(machine, SshMachine):
                 for record in found:
                     record["via"] = f"ssh {machine.destination}"
@@ -173,17 +176,6 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                         "is flagged, measure again on a quiet machine")
             append_jsonl(options.results, found)  # as each setting finishes: a crash later loses nothing
             records += found
-        for runtime in options.runtimes:
-            if runtime in GPU_RUNTIMES:
-                if isinstance(machine, SshMachine):
-                    reason, where = "GPU runtimes are not measured over SSH yet", f"ssh:{machine.destination}"
-                else:
-                    reason, where = gpu_unavailable_reason(runtime), "gpu"
-                skipped = {"schema": SCHEMA_VERSION, "runtime": runtime, "skipped": reason, "artifact": None}
-                label_records([skipped], {}, options.target or where, session)
-                append_jsonl(options.results, [skipped])
-                records.append(skipped)
-                log(f"skipped {runtime}: {reason}")
     return records
 
 

@@ -72,10 +72,13 @@ def failed(records: list[dict]) -> list[dict]:
 
 
 def skipped(records: list[dict]) -> list[dict]:
-    seen: dict[tuple, dict] = {}
+    """The latest reason each runtime could not run (measured records of that runtime clear it)."""
+    seen: dict[str, dict] = {}
     for record in records:
         if record.get("skipped"):
-            seen[(record.get("target"), record.get("runtime"))] = record
+            seen[record.get("runtime")] = record
+        elif record.get("runtime") in seen and not record.get("failed"):
+            del seen[record["runtime"]]
     return list(seen.values())
 
 
