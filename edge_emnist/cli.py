@@ -18,8 +18,14 @@ from edge_emnist.bench.formats import CPU_RUNTIMES, FORMATS, QUANTIZATIONS, RUNT
 from edge_emnist.data.registry import DATASETS
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.pipeline import PipelineConfig
-from edge_emnist.workspace import (COMMITTED_RESULTS, COMMITTED_ROBUSTNESS, USER_EXPORTS, USER_REPORT, USER_RESULTS,
-                                   USER_ROBUSTNESS)
+from edge_emnist.workspace import (
+    COMMITTED_RESULTS,
+    COMMITTED_ROBUSTNESS,
+    USER_EXPORTS,
+    USER_REPORT,
+    USER_RESULTS,
+    USER_ROBUSTNESS,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -504,10 +510,9 @@ def _robustness_records(paths: list[Path] | None) -> list[dict]:
 
 
 def cmd_pick(args: argparse.Namespace) -> int:
+    from edge_emnist.report import robustness
     from edge_emnist.report.pick import Constraints, pick
     from edge_emnist.report.results import load_records
-
-    from edge_emnist.report import robustness
 
     constraints = Constraints(args.max_latency_ms, args.max_size_kb, args.min_accuracy, args.min_robust_accuracy)
     records = load_records(args.results)

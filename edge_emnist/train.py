@@ -26,8 +26,8 @@ import numpy as np
 
 from edge_emnist.backend import KerasBatches, keras, tf
 from edge_emnist.data import Dataset, load_dataset, stratified_split
-from edge_emnist.data.download import sha256_of
 from edge_emnist.data.augment import Augment
+from edge_emnist.data.download import sha256_of
 from edge_emnist.data.pipeline import Batches
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, folder_lock, save_figure, save_weights
@@ -105,7 +105,7 @@ def resolve_augment(spec) -> dict | bool:
     return augment.to_dict() if augment else False
 
 
-def keras_batches(images: np.ndarray, labels: np.ndarray, config: "TrainConfig", *, train: bool = False,
+def keras_batches(images: np.ndarray, labels: np.ndarray, config: TrainConfig, *, train: bool = False,
                   epoch: int = 0) -> KerasBatches:
     """Batches for model.fit/evaluate: shuffled and augmented as the run says when `train`, plain otherwise."""
     augment = Augment.parse(config.augment) if train else None

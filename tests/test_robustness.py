@@ -125,8 +125,9 @@ def test_pick_with_a_robustness_floor():
 
     records = [_bench("sharp.tflite", 0.90, 0.05, "s1"), _bench("steady.tflite", 0.88, 0.05, "s2"),
                _bench("unmeasured.tflite", 0.95, 0.01, "s3"), _bench("stale.tflite", 0.93, 0.01, "new")]
-    robustness.attach(records, robustness.current([
-        _robust("sharp.tflite", 0.70, "s1"), _robust("steady.tflite", 0.80, "s2"), _robust("stale.tflite", 0.9, "old")]))
+    robustness.attach(records, robustness.current([_robust("sharp.tflite", 0.70, "s1"),
+                                                   _robust("steady.tflite", 0.80, "s2"),
+                                                   _robust("stale.tflite", 0.9, "old")]))
     chosen, why = pick(records, "cpu", Constraints(min_robust_accuracy=0.75))
     assert chosen["artifact"] == "steady.tflite"
     assert "robust accuracy 0.7000 < 0.75" in why and "robustness not measured" in why

@@ -24,12 +24,10 @@ import numpy as np
 
 try:
     from edge_emnist.bench.formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for
-    from edge_emnist.bench.runtimes import (accuracy, file_sizes, open_artifact, package_versions,
-                                            unavailable_reason)
+    from edge_emnist.bench.runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason
 except ImportError:  # copied to a device beside runtimes.py and formats.py
     from formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for  # type: ignore[no-redef]
-    from runtimes import (accuracy, file_sizes, open_artifact, package_versions,  # type: ignore[no-redef]
-                          unavailable_reason)
+    from runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason  # type: ignore[no-redef]
 
 SCHEMA_VERSION = 2  # 2: artifact_sha256, load (load average around the timed runs), latency spread, busy
 # p99 over p50 above this says the timed runs were disturbed (another process, frequency scaling): the record
@@ -146,7 +144,8 @@ def time_runs(run, x: np.ndarray, runs: int, warmup: int) -> list[int]:
 
 
 def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: int, xnnpack: bool = True,
-            images: np.ndarray | None = None, labels: np.ndarray | None = None, runtime: str | None = None) -> list[dict]:
+            images: np.ndarray | None = None, labels: np.ndarray | None = None,
+            runtime: str | None = None) -> list[dict]:
     """One record per batch size for one artifact x runtime x thread setting."""
     runtime = runtime or RUNTIME_OF_SUFFIX[path.suffix]
     baseline = _rss_mb()

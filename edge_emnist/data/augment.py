@@ -74,7 +74,8 @@ def elastic_offsets(rng: np.random.Generator, batch: int, magnitude_px: float, s
 def _neighbourhood(images: np.ndarray, reduce) -> np.ndarray:
     """Max or min over each pixel and its 4 neighbours (a plus-shaped 1 px structuring element)."""
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
-    stack = [padded[:, 1:-1, 1:-1], padded[:, :-2, 1:-1], padded[:, 2:, 1:-1], padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]]
+    stack = [padded[:, 1:-1, 1:-1], padded[:, :-2, 1:-1], padded[:, 2:, 1:-1], padded[:, 1:-1, :-2],
+             padded[:, 1:-1, 2:]]
     return reduce.reduce(stack)
 
 
@@ -134,7 +135,7 @@ class Augment:
     noise: float = 0.0  # std of Gaussian pixel noise
 
     @classmethod
-    def parse(cls, spec: str | bool | dict | None) -> "Augment | None":
+    def parse(cls, spec: str | bool | dict | None) -> Augment | None:
         """'off' / 'on' / a strength ('0.5') / 'rotation_deg=15,elastic_px=0' (defaults for the rest).
         Also what config.json stored: a dict of fields, or the old true/false."""
         if spec is None or spec is False:
@@ -162,7 +163,7 @@ class Augment:
             values[key] = int(value) if key == "thickness_px" else float(value)
         return cls(**values)
 
-    def scaled(self, strength: float) -> "Augment | None":
+    def scaled(self, strength: float) -> Augment | None:
         if strength < 0:
             raise ValueError("augment strength must be 0 or more")
         if strength == 0:

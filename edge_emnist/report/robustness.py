@@ -46,14 +46,14 @@ def _accuracy(record: dict, family: str, strength: float) -> float | None:
 TABLE_CONDITIONS = [*DEFAULT_CONDITIONS, ("noise", 0.2)]
 
 
-def _condition_label(family: str, strength: float) -> str:
+def condition_label(family: str, strength: float) -> str:
     return {"rotation": f"rot {strength:+g}°", "thickness": f"stroke {strength:+g} px", "scale": f"zoom {strength:g}",
             "shift": f"shift {strength:g} px", "noise": f"noise {strength:g}"}[family]
 
 
 def table(records: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
-    headers = ["artifact", "images (MNIST)", "clean", *(_condition_label(f, s) for f, s in TABLE_CONDITIONS), "robust (mean)",
-               "MNIST digits only (all classes)", "pen strokes"]
+    headers = ["artifact", "images (MNIST)", "clean", *(condition_label(f, s) for f, s in TABLE_CONDITIONS),
+               "robust (mean)", "MNIST digits only (all classes)", "pen strokes"]
     rows = []
     for name, r in sorted(records.items()):
         mnist, strokes = r.get("mnist"), r.get("strokes")
@@ -118,12 +118,13 @@ def section(records: dict[str, dict], out_dir: Path) -> list[str]:
         return []
     plot = curves(records, out_dir / "robustness.png")
     headers, rows = table(records)
-    defaults = ", ".join(_condition_label(f, s) for f, s in DEFAULT_CONDITIONS)
+    defaults = ", ".join(condition_label(f, s) for f, s in DEFAULT_CONDITIONS)
+    machines = ", ".join(sorted({r["target"] for r in records.values()}))
     return ["## Robustness", "",
             "Each artifact through its own runtime on a seeded sample of its test images (the same sample for "
-            "every artifact measured with the same count) under one transformation at a time; **robust** is the mean over "
-            f"{defaults}. MNIST: MNIST test digits (another collection; the count in brackets), scored over the digit classes "
-            "only (an app that asks for a digit; `class_groups` in the card) and over all classes. Pen strokes: "
-            "characters drawn as synthetic pen paths through the demo's preprocessing. Made by `edge-emnist "
-            "robustness ARTIFACTS`; machine: " + ", ".join(sorted({r['target'] for r in records.values()})) + ".",
+            "every artifact measured with the same count) under one transformation at a time; **robust** is the "
+            f"mean over {defaults}. MNIST: MNIST test digits (another collection; the count in brackets), scored "
+            "over the digit classes only (an app that asks for a digit; `class_groups` in the card) and over all "
+            "classes. Pen strokes: characters drawn as synthetic pen paths through the demo's preprocessing. "
+            f"Made by `edge-emnist robustness ARTIFACTS`; machine: {machines}.",
             "", *([f"![robustness curves]({plot.name})", ""] if plot else []), markdown_table(headers, rows), ""]

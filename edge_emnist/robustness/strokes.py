@@ -52,7 +52,7 @@ def render(strokes: list[np.ndarray], width: float, canvas: int = CANVAS) -> np.
     ys, xs = np.mgrid[0:canvas, 0:canvas].astype(np.float64) + 0.5
     distance = np.full((canvas, canvas), np.inf)
     for stroke in strokes:
-        for (x0, y0), (x1, y1) in zip(stroke[:-1], stroke[1:]):
+        for (x0, y0), (x1, y1) in zip(stroke[:-1], stroke[1:], strict=True):
             dx, dy = x1 - x0, y1 - y0
             length2 = dx * dx + dy * dy or 1e-12
             t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / length2, 0.0, 1.0)
