@@ -782,8 +782,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", type=float, default=0.5, help="pruning target (default: 0.5)")
     p.add_argument("--prune-epochs", type=_positive_int, default=1, help="default: 1")
     p.add_argument("--qat-epochs", type=_positive_int, default=1, help="default: 1")
-    p.add_argument("--augment", type=_augment_spec, default="on", metavar="SPEC",
-                   help="training augmentation, as for train (default: on; off is faster on a CPU)")
+    p.add_argument("--augment", type=_augment_spec, default="off", metavar="SPEC",
+                   help="training augmentation, as for train (default: off, to finish in minutes on a CPU; `train` "
+                        "has it on)")
     p.add_argument("--threads", type=_int_list, default=(1,), help="bench thread counts (default: 1)")
     p.add_argument("--runs", type=_positive_int, default=PipelineConfig.runs,
                    help=f"timed batch-1 runs per setting (default: {PipelineConfig.runs})")

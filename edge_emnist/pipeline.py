@@ -54,7 +54,9 @@ class PipelineConfig:
     sparsity: float = 0.5
     prune_epochs: int = 1
     qat_epochs: int = 1
-    augment: str = "on"  # train's --augment: on, off, a strength or NAME=VALUE,...
+    # train's --augment. Off here: the 10-minute main command trains 3 epochs, and on a 2-core CPU augmentation
+    # doubles an epoch (LeNet-5 11 -> 21.5 s) while paying off only over longer training (docs/robustness.md).
+    augment: str = "off"
     threads: tuple[int, ...] = (1,)
     runs: int = 500  # timed batch-1 runs per setting: p90 needs a few hundred; `bench` defaults to 1000
     max_latency_ms: float | None = None

@@ -93,23 +93,28 @@ def curves(records: dict[str, dict], output: Path) -> Path | None:
         return None
     archs = sorted({r["arch"] for r in lines})
     colours = {a: plt.get_cmap("tab10")(i % 10) for i, a in enumerate(archs)}
-    fig, axes = plt.subplots(1, len(FAMILIES), figsize=(4 * len(FAMILIES), 3.8), dpi=100, sharey=True)
-    for ax, family in zip(axes, FAMILIES.values(), strict=True):
+    columns = 3
+    rows = -(-(len(FAMILIES) + 1) // columns)  # one panel more, for the legend
+    fig, grid = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), dpi=100, sharey=True)
+    axes = list(grid.ravel())
+    for ax, family in zip(axes, FAMILIES.values(), strict=False):
         for r in sorted(lines, key=lambda r: (r["arch"], r["artifact"])):
             points = sorted((c["strength"], c["accuracy"]) for c in r["conditions"] if c["family"] == family.name)
             int8 = r.get("quantize") == "int8"
             ax.plot([p[0] for p in points], [100 * p[1] for p in points], "--" if int8 else "-",
                     marker="s" if int8 else "o", ms=3, color=colours[r["arch"]],
-                    label=f"{r['arch']} {'int8' if int8 else 'float32'}")
+                    label=f"{r['arch']} {'int8' if int8 else 'float32'}{', augmented' if r.get('augment') else ''}")
         ax.axvline(family.identity, color="grey", lw=0.8, ls=":")
         ax.set_title(family.name)
         ax.set_xlabel(family.unit)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("accuracy (%)")
+        ax.set_ylabel("accuracy (%)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), frameon=False, fontsize=8)
+    for ax in axes[len(FAMILIES):]:
+        ax.axis("off")
+    axes[len(FAMILIES)].legend(handles, labels, loc="center", frameon=False, fontsize=9)
     fig.suptitle("Accuracy under transformations of the test images (dotted: unchanged)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.tight_layout()
     return save_figure(fig, output)
 
 
