@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -88,7 +87,11 @@ def main() -> None:
     results.mkdir(exist_ok=True)
     with open(results / "input_pipeline.csv", "w", newline="") as f:
         csv.writer(f).writerows([headers, *rows])
-    host = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}"
+    from edge_emnist.bench.runner import host_description, isa_tier
+
+    described = host_description()
+    host = (f"{described['cpu']} ({isa_tier(described)}: {' '.join(described['isa'])}), {os.cpu_count()} cores, "
+            f"TensorFlow {tf.__version__}; augmentation: the default `Augment()` in one thread")
     (HERE / "input_pipeline.md").write_text(
         "# Input pipeline vs training throughput\n\n"
         f"Measured on {host}, {data.spec.name} train split from `{data.provenance.directory}` "
