@@ -468,7 +468,7 @@ def _artifact_files(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found += sorted(p for p in path.iterdir() if p.suffix in RUNTIME_OF_SUFFIX)
-        else:
+        elif not (path.suffix == ".json" and Path(path.stem).suffix in RUNTIME_OF_SUFFIX):  # a card (`exported/x*`)
             found.append(path)
     if not found:
         raise EdgeEmnistError(f"no .tflite or .onnx artifacts in {', '.join(map(str, paths))}")

@@ -62,7 +62,8 @@ def test_robustness_command_on_a_shipped_model(shared_data, tmp_path, capsys):
     if not LENET_INT8.exists():
         pytest.skip("shipped LeNet-5 int8 not present")
     results = tmp_path / "robustness.jsonl"
-    code = main(["robustness", str(LENET_INT8), "--images", "200", "--results", str(results),
+    card = Path(f"{LENET_INT8}.json")  # a shell glob (exported/lenet5-*-int8.tflite*) brings the card along
+    code = main(["robustness", str(LENET_INT8), str(card), "--images", "200", "--results", str(results),
                  "--data-dir", str(shared_data), "--threads", "1"])
     assert code == 0
     (record,) = [json.loads(line) for line in results.read_text().splitlines()]
