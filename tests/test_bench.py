@@ -28,8 +28,8 @@ from tests.conftest import write_tiny
 def artifacts(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     write_tiny(get_dataset("mnist"), root / "data", counts={"train": 600, "test": 200}, noise=90)
-    train(TrainConfig(arch="lenet5", dataset="mnist", epochs=6, batch_size=32, lr=3e-3, patience=6), root / "run",
-          data_dir=root / "data", verbose=0)
+    train(TrainConfig(arch="lenet5", dataset="mnist", epochs=6, batch_size=32, lr=3e-3, patience=6, augment="off"),
+          root / "run", data_dir=root / "data", verbose=0)
     paths = []
     for quantize in ("none", "int8"):
         paths += export_run(root / "run", ExportOptions(quantize=quantize, out_dir=root / "exported"),

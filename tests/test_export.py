@@ -24,7 +24,8 @@ def tiny_run(tmp_path_factory):
     """LeNet-5 trained on noisy synthetic MNIST until confident: a real model, small enough for tests."""
     root = tmp_path_factory.mktemp("export")
     data = write_tiny(get_dataset("mnist"), root / "data", counts={"train": 600, "test": 200}, noise=90)
-    config = TrainConfig(arch="lenet5", dataset="mnist", epochs=6, batch_size=32, lr=3e-3, patience=6)
+    config = TrainConfig(arch="lenet5", dataset="mnist", epochs=6, batch_size=32, lr=3e-3, patience=6,
+                         augment="off")  # a fixed, well-learned model: what export is checked on
     metrics = train(config, root / "run", data_dir=root / "data", verbose=0)
     assert metrics["test_accuracy"] > 0.9  # the fixture is meaningful only if the model learned
     return root / "run", root / "data", data["test"]
@@ -134,14 +135,18 @@ def test_quantized_onnx_is_all_uint8_and_cpu_independent(tiny_run, tmp_path):
             assert np.array_equal(fused.argmax(1), unfused.argmax(1))
 
 
-def test_to_unsigned_changes_no_answer(tiny_run, tmp_path):
+def test_to_unsigned_changes_no_answer(tiny_run, tmp_path, monkeypatch):
     """The uint8 rewrite is exact: the same graph with int8 tensors gives bit-identical outputs."""
     import onnx
 
     from edge_emnist.bench.runtimes import OrtModel
+    from edge_emnist.export import artifacts
     from edge_emnist.export import onnx as onnx_export
     from edge_emnist.export.onnx_unsigned import to_unsigned
 
+    # The int8-tensor graph is what saturates on AVX2 without VNNI (why export stores uint8): on such a CPU it can
+    # miss the parity bar, which is beside the point here (the unfused graphs are compared below).
+    monkeypatch.setitem(artifacts.PARITY_BAR, "int8", 0.0)
     run, data, (images, _) = tiny_run
     signed = tmp_path / "signed.onnx"
     original = onnx_export._save_unsigned
