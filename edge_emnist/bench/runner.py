@@ -270,9 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"runner: {path}: not a .tflite or .onnx file", file=sys.stderr)
             return 2
         runtimes = runtimes_for(path.suffix, wanted) if wanted else [RUNTIME_OF_SUFFIX[path.suffix]]
-        for runtime in (r for r in runtimes if not skipped.get(r)):
+        for runtime in runtimes:
             for threads in args.threads:
-                if skipped.get(runtime):
+                if skipped.get(runtime):  # said once above or at its first failed start: not tried again
                     break
                 try:
                     records += measure(path, threads=threads, batches=args.batch, runs=args.runs,

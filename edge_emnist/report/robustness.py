@@ -29,13 +29,18 @@ def current(records: list[dict], card_dirs: Sequence[Path] = ()) -> dict[str, di
     return chosen
 
 
+def of(record: dict | None, robustness: dict[str, dict]) -> dict:
+    """The robustness record of the very file a bench record measured (same name and sha256), or {}."""
+    found = robustness.get(record.get("artifact")) if record else None
+    return found if found and found.get("artifact_sha256") == record.get("artifact_sha256") else {}
+
+
 def attach(bench_records: list[dict], robustness: dict[str, dict]) -> None:
-    """Give bench records of the same file (same sha256) their artifact's robust accuracy."""
+    """Give bench records of the same file their artifact's robust accuracy (what `pick` constrains)."""
     for record in bench_records:
-        found = robustness.get(record.get("artifact"))
-        if found and found.get("artifact_sha256") == record.get("artifact_sha256"):
+        found = of(record, robustness)
+        if found:
             record["robust_accuracy"] = found.get("robust_accuracy")
-            record["mnist_digits_accuracy"] = (found.get("mnist") or {}).get("digits_only_accuracy")
 
 
 def _accuracy(record: dict, family: str, strength: float) -> float | None:

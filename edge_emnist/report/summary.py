@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge_emnist.export.card import card_path
 from edge_emnist.report.results import candidates
+from edge_emnist.report.robustness import of as robust_of
 
 HEADERS = ["architecture", "dataset", "parameters", "MACs", "s/epoch (train)", "float32 acc.", "int8 acc.",
            "int8 artifact", "float32 KiB (gzip)", "int8 KiB (gzip)", "LiteRT p90 ms fp32 / int8",
@@ -54,11 +55,6 @@ def _card(artifact: str, card_dirs: Sequence[Path]) -> dict:
     return {}
 
 
-def _robust(record: dict | None, robustness: dict[str, dict]) -> dict:
-    found = robustness.get(record["artifact"]) if record else None
-    return found if found and found.get("artifact_sha256") == record.get("artifact_sha256") else {}
-
-
 def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (Path("exported"),),
                  robustness: dict[str, dict] | None = None) -> list[list[str]]:
     """Rows for HEADERS; the int8 column is the most accurate int8 artifact measured (PTQ, QAT or pruned);
@@ -96,8 +92,8 @@ def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (
             f"{_ms(f.get('litert'))} / {_ms(q.get('litert'))}",
             f"{_ms(f.get('ort'))} / {_ms(q.get('ort'))}",
             " / ".join(f"{r['robust_accuracy']:.4f}" if r.get("robust_accuracy") is not None else "-"
-                       for r in (_robust(f_any, robustness), _robust(q_any, robustness))),
-            f"{m['digits_only_accuracy']:.4f}" if (m := _robust(f_any, robustness).get("mnist")) else "-",
+                       for r in (robust_of(f_any, robustness), robust_of(q_any, robustness))),
+            f"{m['digits_only_accuracy']:.4f}" if (m := robust_of(f_any, robustness).get("mnist")) else "-",
         ])
     return rows
 

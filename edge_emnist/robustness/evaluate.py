@@ -42,7 +42,8 @@ def _read_card(artifact: Path) -> dict:
 
 
 def test_sample(dataset: str, count: int, seed: int, data_dir, cache_dir) -> tuple[np.ndarray, np.ndarray]:
-    """`count` test images picked at random (seeded) from the dataset's test split: float32 upright, labels."""
+    """`count` test images picked at random (seeded) from the dataset's test split (all of them if it has no
+    more): float32 upright, labels."""
     test = load_dataset(dataset, data_dir, cache_dir, splits=("test",)).test
     picks = np.sort(np.random.default_rng(seed).permutation(len(test.labels))[:count])
     return test.images[picks].astype(np.float32) / 255.0, test.labels[picks]
@@ -56,15 +57,14 @@ def condition_sets(images: np.ndarray, seed: int) -> list[tuple[str, float, np.n
 def _mnist(count: int, seed: int, data_dir, cache_dir) -> tuple[np.ndarray, np.ndarray] | None:
     """MNIST test (all 10,000, or a seeded sample of `count`), or None where MNIST is not to be had."""
     try:
-        test = load_dataset("mnist", data_dir, cache_dir, splits=("test",)).test
+        return test_sample("mnist", count, seed, data_dir, cache_dir)
     except EdgeEmnistError:
         return None
-    picks = np.sort(np.random.default_rng(seed).permutation(len(test.labels))[:count])
-    return test.images[picks].astype(np.float32) / 255.0, test.labels[picks]
 
 
-def _strokes(labels: dict, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
-    images, names = stroke_images(STROKES_PER_LABEL, seed)
+def _strokes(drawn: tuple[np.ndarray, list[str]], labels: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The drawn characters this model has a class for, with that class's output index."""
+    images, names = drawn
     index = [class_index(labels, name) for name in names]
     keep = [i for i, k in enumerate(index) if k is not None]
     return (images[keep], np.array([index[i] for i in keep])) if keep else None
@@ -107,6 +107,7 @@ def evaluate(artifacts: list[Path], *, images: int = 2000, mnist_images: int = 1
     target = LocalMachine.label(host)
     prepared: dict[str, tuple] = {}
     mnist = None
+    drawn = stroke_images(STROKES_PER_LABEL, seed)  # the same drawings for every artifact, rendered once
     records = []
     for artifact in tqdm(artifacts, desc="robustness", unit="artifact"):
         card = cards[artifact]
@@ -139,7 +140,7 @@ def evaluate(artifacts: list[Path], *, images: int = 2000, mnist_images: int = 1
                 truth = np.asarray(digits)[mnist[1]]
                 record["mnist"] = {"images": len(truth), "accuracy": float(np.mean(full == truth)),
                                    "digits_only_accuracy": float(np.mean(masked == truth))}
-        strokes = _strokes(card.get("labels") or {}, seed)
+        strokes = _strokes(drawn, card.get("labels") or {})
         if strokes is not None:
             record["strokes"] = {"images": len(strokes[1]), "per_label": STROKES_PER_LABEL,
                                  "accuracy": float(np.mean(_predict(model, strokes[0]) == strokes[1]))}
