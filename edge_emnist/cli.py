@@ -259,7 +259,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = _train_config(args, args.arch)
     run_dir = args.run_dir or default_run_dir(config)
-    metrics = train(config, run_dir, resume=args.resume, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    metrics = train(config, run_dir, resume=args.resume, data_dir=args.data_dir, cache_dir=args.cache_dir,
+                    backend=args.backend, workers=args.workers)
     _print_metrics(metrics, run_dir)
     return 0
 
@@ -269,7 +270,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     grid = parse_grid(args.grid)
     out_dir = args.out or Path("runs") / f"sweep-{args.arch}-{args.dataset}"
-    run_sweep(_train_config(args, args.arch), grid, out_dir, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    run_sweep(_train_config(args, args.arch), grid, out_dir, data_dir=args.data_dir, cache_dir=args.cache_dir,
+              backend=args.backend, workers=args.workers)
     print((out_dir / "sweep.md").read_text())
     print(f"wrote {out_dir / 'sweep.md'} and {out_dir / 'sweep.csv'}")
     return 0
@@ -315,10 +317,17 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="train on N images only (quick trials; validation shrinks to N/5)")
     parser.add_argument("--channels", type=int, choices=[1, 3], help="resnet50 only: 3 repeats the grey channel")
     parser.add_argument("--input-size", type=int, help="resnet50 only: resize to this size (default: pad to 32)")
-    parser.add_argument("--mixed-precision", choices=["auto", "on", "off"], default="auto",
-                        help="float16 compute with float32 output; auto = on when a GPU is visible")
+    parser.add_argument("--mixed-precision", choices=["auto", "on", "off", "bfloat16", "float16"], default="auto",
+                        help="16-bit compute with a float32 softmax: auto (default) = bfloat16 on a GPU, float32 on a "
+                             "CPU; on = bfloat16; float16 adds loss scaling")
     parser.add_argument("--distribute", choices=["auto", "none", "mirrored"], default="auto",
-                        help="auto = MirroredStrategy over 2+ GPUs")
+                        help="auto (default) = data parallel over 2+ GPUs (JAX: keras.distribution.DataParallel, "
+                             "TensorFlow: MirroredStrategy); mirrored = over every device, CPUs too")
+    parser.add_argument("--backend", choices=["jax", "torch", "tensorflow"],
+                        help="Keras 3 backend that trains (default: KERAS_BACKEND, else the first installed of jax, "
+                             "torch, tensorflow); a run can be resumed on another")
+    parser.add_argument("--workers", type=_positive_int, metavar="N",
+                        help="threads making augmented batches ahead of the training step (default: half the cores)")
     _data_options(parser)
 
 

@@ -1,13 +1,17 @@
-"""Training runs: one folder per run, checkpointed every epoch, resumable, evaluated on test exactly once.
+"""Training runs on Keras 3 (JAX, PyTorch or TensorFlow backend): one folder per run, checkpointed every epoch,
+resumable, evaluated on test exactly once.
 
 A run folder holds:
     config.json          the resolved configuration (what `--resume` restores)
     history.csv          one row per finished epoch (early-stopping state is derived from it)
     learning_curves.png  train/validation accuracy and loss
-    checkpoints/         the last epoch's model + optimizer state (tf.train.Checkpoint)
+    checkpoints/         the last epoch's weights + optimizer state (epoch-NNNN.weights.h5)
     best.weights.h5      weights of the best validation epoch
     last.weights.h5      weights after the last finished epoch
-    metrics.json         written at the end: validation and test accuracy, speed, device, data fingerprint
+    metrics.json         written at the end: validation and test accuracy, speed, backend, device, data fingerprint
+
+The `.weights.h5` files have the same layout in Keras 3 and tf_keras, so prune, QAT and export (tf_keras) load
+a run whichever backend trained it. Nothing here imports TensorFlow unless it is the chosen backend.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import csv
 import dataclasses
 import json
 import math
-import platform
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.backend import KerasBatches, keras, tf
+from edge_emnist import engine
 from edge_emnist.data import Dataset, load_dataset, stratified_split
 from edge_emnist.data.augment import Augment
 from edge_emnist.data.download import sha256_of
@@ -36,22 +40,26 @@ from edge_emnist.models.profile import trainable_params
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
+# Each takes the Keras module first: the same tables serve Keras 3 (training) and tf_keras (fine-tuning).
 OPTIMIZERS = {
-    "adam": lambda lr, momentum: keras.optimizers.Adam(lr),
-    "nadam": lambda lr, momentum: keras.optimizers.Nadam(lr),
-    "sgd": lambda lr, momentum: keras.optimizers.SGD(lr, momentum=momentum),
+    "adam": lambda keras, lr, momentum: keras.optimizers.Adam(lr),
+    "nadam": lambda keras, lr, momentum: keras.optimizers.Nadam(lr),
+    "sgd": lambda keras, lr, momentum: keras.optimizers.SGD(lr, momentum=momentum),
 }
 # On a validation-loss plateau of 2 epochs, halve the learning rate (down to 1e-5); None: keep it constant.
 LR_SCHEDULES = {
     "constant": None,
-    "plateau": lambda: keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-5),
+    "plateau": lambda keras: keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2,
+                                                               min_lr=1e-5),
 }
 INITIALIZERS = {
     "glorot": None,  # Keras' default (glorot_uniform): leave the builders' weights as they are
-    "random": lambda seed: keras.initializers.RandomNormal(stddev=0.05, seed=seed),
-    "he": lambda seed: keras.initializers.HeNormal(seed=seed),
-    "lecun": lambda seed: keras.initializers.LecunNormal(seed=seed),
+    "random": lambda keras, seed: keras.initializers.RandomNormal(stddev=0.05, seed=seed),
+    "he": lambda keras, seed: keras.initializers.HeNormal(seed=seed),
+    "lecun": lambda keras, seed: keras.initializers.LecunNormal(seed=seed),
 }
+MIXED_PRECISION = ("auto", "on", "off", "bfloat16", "float16")
+CHECKPOINT_PATTERN = "epoch-*.weights.h5"
 
 
 @dataclass
@@ -71,8 +79,8 @@ class TrainConfig:
     # ("0.5"), or "rotation_deg=15,elastic_px=0"; config.json keeps the resolved fields (or false).
     augment: bool | str | dict = "on"
     train_limit: int | None = None  # use only the first N (shuffled, stratified) train images: smoke tests
-    mixed_precision: str = "auto"  # auto: on when a GPU is visible
-    distribute: str = "auto"  # auto: MirroredStrategy with 2+ GPUs; none; mirrored
+    mixed_precision: str = "auto"  # auto: bfloat16 on a GPU, float32 on a CPU; on (bfloat16); off; bfloat16; float16
+    distribute: str = "auto"  # auto: data parallel over 2+ GPUs; none; mirrored (data parallel over every device)
     model_options: dict = field(default_factory=dict)
     lr_schedule: str = "constant"  # constant (the study's); plateau: halve the LR after 2 epochs without val-loss gain
 
@@ -86,7 +94,7 @@ class TrainConfig:
             (self.lr > 0, "learning rate must be positive"),
             (self.patience >= 1, "patience must be at least 1"),
             (0 < self.val_fraction < 1, "validation fraction must be between 0 and 1"),
-            (self.mixed_precision in ("auto", "on", "off"), "mixed precision must be auto, on or off"),
+            (self.mixed_precision in MIXED_PRECISION, f"mixed precision must be one of {', '.join(MIXED_PRECISION)}"),
             (self.distribute in ("auto", "none", "mirrored"), "distribute must be auto, none or mirrored"),
             (self.lr_schedule in LR_SCHEDULES, f"LR schedule must be one of {', '.join(LR_SCHEDULES)}"),
         ]
@@ -105,12 +113,13 @@ def resolve_augment(spec) -> dict | bool:
     return augment.to_dict() if augment else False
 
 
-def keras_batches(images: np.ndarray, labels: np.ndarray, config: TrainConfig, *, train: bool = False,
-                  epoch: int = 0) -> KerasBatches:
-    """Batches for model.fit/evaluate: shuffled and augmented as the run says when `train`, plain otherwise."""
+def input_batches(images: np.ndarray, labels: np.ndarray, config: TrainConfig, *, train: bool = False,
+                  epoch: int = 0, pad_to: int = 1) -> Batches:
+    """Batches for fit/evaluate: shuffled and augmented as the run says when `train`, plain otherwise. Plain
+    numpy: each engine wraps them (Keras 3's PyDataset here, tf_keras' Sequence in fine-tuning)."""
     augment = Augment.parse(config.augment) if train else None
-    return KerasBatches(Batches(images, labels, batch_size=config.batch_size, shuffle=train, augment=augment,
-                                seed=config.seed, epoch=epoch))
+    return Batches(images, labels, batch_size=config.batch_size, shuffle=train, augment=augment,
+                   seed=config.seed, epoch=epoch, pad_to=pad_to)
 
 
 def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
@@ -141,27 +150,7 @@ def should_stop(history: list[dict], patience: int) -> bool:
     return best is not None and history[-1]["epoch"] - best["epoch"] >= patience
 
 
-def device_description() -> dict:
-    gpus = tf.config.list_physical_devices("GPU")
-    names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
-    return {
-        "gpus": names,
-        "cpu": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "platform": platform.platform(),
-    }
-
-
-def strategy_for(config: TrainConfig) -> tf.distribute.Strategy:
-    gpus = tf.config.list_logical_devices("GPU")
-    devices = gpus or tf.config.list_logical_devices("CPU")
-    if config.distribute == "mirrored" or (config.distribute == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
-    return tf.distribute.get_strategy()
-
-
-def reinitialize(model, init: str, seed: int) -> None:
+def reinitialize(keras, model, init: str, seed: int) -> None:
     """Re-draw conv and dense kernels with the chosen initializer (biases stay zero)."""
     make = INITIALIZERS[init]
     if make is None:
@@ -169,44 +158,82 @@ def reinitialize(model, init: str, seed: int) -> None:
     for i, layer in enumerate(model.layers):
         kernel = getattr(layer, "kernel", None)
         if kernel is not None:
-            kernel.assign(make(seed + i)(kernel.shape, dtype=kernel.dtype))
+            kernel.assign(make(keras, seed + i)(kernel.shape, dtype=kernel.dtype))
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: append history, save last/best weights and the resumable checkpoint."""
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
 
-    def __init__(self, run_dir: Path, history: list[dict], checkpoint: tf.train.CheckpointManager,
-                 epoch_var: tf.Variable, config: TrainConfig):
-        super().__init__()
-        self.run_dir, self.history, self.manager, self.epoch_var, self.config = (
-            run_dir, history, checkpoint, epoch_var, config)
-        self.started = 0.0
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
+def epoch_line(row: dict, config: TrainConfig, elapsed: float, history: list[dict]) -> str:
+    """One line per epoch: metrics, time, and an upper bound on what is left (early stopping may end it sooner)."""
+    mean = float(np.mean([r["seconds"] for r in history[-5:]]))
+    left = max(config.epochs - row["epoch"], 0) * mean
+    return (f"epoch {row['epoch']}/{config.epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
+            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  lr {row['lr']:.2g}  "
+            f"{row['seconds']:.1f} s  elapsed {_clock(elapsed)}  ETA <= {_clock(left)}")
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        lr = self.model.optimizer.learning_rate
-        row = {
-            "epoch": epoch + 1,
-            "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
-            "val_loss": float(logs["val_loss"]), "val_accuracy": float(logs["val_accuracy"]),
-            "lr": float(lr.numpy() if hasattr(lr, "numpy") else lr),
-            "seconds": time.perf_counter() - self.started,
-        }
-        self.history.append(row)
-        if best_epoch(self.history) is row:
-            save_weights(self.model, self.run_dir / "best.weights.h5")
-        save_weights(self.model, self.run_dir / "last.weights.h5")
-        # The history before the checkpoint: a crash between the two leaves a row past the checkpoint, which
-        # --resume drops as it re-runs that epoch (the other order lost the epoch's row for good).
-        write_history(self.run_dir, self.history)
-        self.epoch_var.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
-        plot_learning_curves(self.history, self.run_dir / "learning_curves.png", title=self.run_dir.name)
-        if should_stop(self.history, self.config.patience):
-            self.model.stop_training = True
+
+def latest_checkpoint(run_dir: Path) -> tuple[Path | None, int]:
+    """(file, epoch) of the newest resumable checkpoint, or (None, 0)."""
+    found = sorted((run_dir / "checkpoints").glob(CHECKPOINT_PATTERN))
+    if not found:
+        return None, 0
+    return found[-1], int(found[-1].name.split("-")[1].split(".")[0])
+
+
+def save_checkpoint(model, run_dir: Path, epoch: int) -> Path:
+    """Weights and optimizer state after `epoch`, atomically; the previous checkpoint goes once this one is whole."""
+    folder = run_dir / "checkpoints"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"epoch-{epoch:04d}.weights.h5"
+    with atomic_path(path) as tmp:
+        model.save_weights(str(tmp))  # a compiled model saves its optimizer's variables too
+    for old in folder.glob(CHECKPOINT_PATTERN):
+        if old != path:
+            old.unlink()
+    return path
+
+
+def restore_checkpoint(model, path: Path) -> None:
+    model.optimizer.build(model.trainable_variables)  # the optimizer's slots must exist to be loaded into
+    model.load_weights(str(path))
+
+
+def make_epoch_callback(keras, run_dir: Path, history: list[dict], config: TrainConfig, verbose: int,
+                        started: float):
+    """After every epoch: append history, save last/best weights and the resumable checkpoint, print one line."""
+
+    class EpochCheckpoint(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            lr = self.model.optimizer.learning_rate
+            row = {
+                "epoch": epoch + 1,
+                "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
+                "val_loss": float(logs["val_loss"]), "val_accuracy": float(logs["val_accuracy"]),
+                "lr": float(keras.ops.convert_to_numpy(lr)),
+                "seconds": time.perf_counter() - self.epoch_started,
+            }
+            history.append(row)
+            if best_epoch(history) is row:
+                save_weights(self.model, run_dir / "best.weights.h5")
+            save_weights(self.model, run_dir / "last.weights.h5")
+            # The history before the checkpoint: a crash between the two leaves a row past the checkpoint, which
+            # --resume drops as it re-runs that epoch (the other order lost the epoch's row for good).
+            write_history(run_dir, history)
+            save_checkpoint(self.model, run_dir, epoch + 1)
+            plot_learning_curves(history, run_dir / "learning_curves.png", title=run_dir.name)
+            if verbose:
+                print(epoch_line(row, config, time.perf_counter() - started, history), flush=True)
+            if should_stop(history, config.patience):
+                self.model.stop_training = True
+
+    return EpochCheckpoint()
 
 
 def plot_learning_curves(history: list[dict], output: Path, title: str = "") -> Path:
@@ -273,72 +300,89 @@ def calibration_sample(config: TrainConfig, x_train: np.ndarray, count: int) -> 
     return x_train[np.sort(picks)][..., None].astype(np.float32) / 255.0
 
 
-def load_trained_model(config: TrainConfig, num_classes: int, weights: Path):
-    """Rebuild a run's architecture and load its weights, compiled for evaluation."""
-    model = create_model(config.arch, num_classes, **config.model_options)
+def load_trained_model(config: TrainConfig, num_classes: int, weights: Path, keras=None):
+    """Rebuild a run's architecture and load its weights, compiled for evaluation (tf_keras unless `keras`)."""
+    model = create_model(config.arch, num_classes, keras=keras, **config.model_options)
     model.load_weights(str(weights))
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
+def default_workers() -> int:
+    """Threads making (augmenting) batches ahead of the training step: half the cores, at least 1, at most 8."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
 def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = False,
-          data_dir: str | Path | None = None, cache_dir: str | Path | None = None, verbose: int | None = None) -> dict:
-    """Train (or resume) one run; returns the metrics also written to metrics.json."""
+          data_dir: str | Path | None = None, cache_dir: str | Path | None = None, verbose: int | None = None,
+          backend: str | None = None, workers: int | None = None) -> dict:
+    """Train (or resume) one run on Keras 3; returns the metrics also written to metrics.json.
+
+    `backend`: jax, torch or tensorflow (default: the one Keras already runs on in this process, else
+    KERAS_BACKEND, else the first installed). A run may be resumed on another backend or machine."""
     config.validate()
     run_dir = Path(run_dir or default_run_dir(config))
     if resume and not run_dir.exists():
         raise EdgeEmnistError(f"nothing to resume in {run_dir}: it does not exist")
+    backend = engine.choose_backend(backend)
     with folder_lock(run_dir):  # a second `train` into the same folder says who holds it
-        return _train(config, run_dir, resume, data_dir, cache_dir, verbose)
+        return _train(config, run_dir, resume, data_dir, cache_dir, 1 if verbose is None else verbose, backend,
+                      workers or default_workers())
 
 
-def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir, verbose: int | None) -> dict:
+def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir, verbose: int, backend: str,
+           workers: int) -> dict:
     config = _prepare_run_dir(config, run_dir, resume)
     history = read_history(run_dir)
     if (run_dir / "metrics.json").exists() and history and (
             history[-1]["epoch"] >= config.epochs or should_stop(history, config.patience)):
         return json.loads((run_dir / "metrics.json").read_text())  # finished: nothing to do
 
+    keras = engine.load_keras(backend)
     keras.utils.set_random_seed(config.seed)
-    gpus = tf.config.list_physical_devices("GPU")
-    mixed = config.mixed_precision == "on" or (config.mixed_precision == "auto" and bool(gpus))
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    policy = engine.precision_policy(config.mixed_precision, backend)
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        data = load_dataset(config.dataset, data_dir, cache_dir)
+        x_train, y_train, x_val, y_val = training_split(config, data)
+        scope, replicas = engine.distribution(keras, backend, config.distribute)
+        pad_to = engine.batch_multiple(backend, replicas)
+        if config.batch_size % pad_to:
+            raise EdgeEmnistError(f"batch size {config.batch_size} does not split over {replicas} devices: "
+                                  f"use a multiple of {replicas}")
+        started = time.perf_counter()
+        with scope:
+            model = create_model(config.arch, data.spec.num_classes, keras=keras, **config.model_options)
+            reinitialize(keras, model, config.init, config.seed)
+            model.compile(optimizer=OPTIMIZERS[config.optimizer](keras, config.lr, config.momentum),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            initial_epoch = _resume_state(model, run_dir, history, resume)
+            _save_config(config, run_dir)
+            callbacks = [make_epoch_callback(keras, run_dir, history, config, verbose, started)]
+            if LR_SCHEDULES[config.lr_schedule]:  # after the checkpoint callback, which logs the epoch's own LR
+                callbacks.append(LR_SCHEDULES[config.lr_schedule](keras))
+            if initial_epoch < config.epochs and not should_stop(history, config.patience):
+                if verbose:
+                    devices = ", ".join(engine.accelerators(backend)) or "CPU"
+                    print(f"training {config.arch} on {config.dataset} with Keras {keras.__version__} on {backend} "
+                          f"({devices}, {policy}, {replicas} replica{'s' * (replicas > 1)}), "
+                          f"epochs {initial_epoch + 1}-{config.epochs}, patience {config.patience} -> {run_dir}",
+                          flush=True)
+                train_batches = input_batches(x_train, y_train, config, train=True, epoch=initial_epoch, pad_to=pad_to)
+                val_batches = input_batches(x_val, y_val, config, pad_to=pad_to)
+                model.fit(engine.batches_for_keras(keras, train_batches, workers),
+                          validation_data=engine.batches_for_keras(keras, val_batches),
+                          epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
+                          shuffle=False)
 
-    data = load_dataset(config.dataset, data_dir, cache_dir)
-    x_train, y_train, x_val, y_val = training_split(config, data)
-
-    strategy = strategy_for(config)
-    replicas = strategy.num_replicas_in_sync
-    with strategy.scope():
-        model = create_model(config.arch, data.spec.num_classes, **config.model_options)
-        reinitialize(model, config.init, config.seed)
-        optimizer = OPTIMIZERS[config.optimizer](config.lr, config.momentum)
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch_var)
-    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / "checkpoints"), max_to_keep=1)
-    if resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).expect_partial()
-        history = [row for row in history if row["epoch"] <= int(epoch_var.numpy())]
-        print(f"resuming {run_dir} after epoch {int(epoch_var.numpy())}", file=sys.stderr)
-    _save_config(config, run_dir)
-
-    initial_epoch = int(epoch_var.numpy())
-    train_ds = keras_batches(x_train, y_train, config, train=True, epoch=initial_epoch)
-    val_ds = keras_batches(x_val, y_val, config)
-    callbacks = [EpochCheckpoint(run_dir, history, manager, epoch_var, config)]  # first: logs the epoch's own LR
-    if LR_SCHEDULES[config.lr_schedule]:
-        callbacks.append(LR_SCHEDULES[config.lr_schedule]())
-    if verbose is None:
-        verbose = 2  # one line per epoch: Keras' per-batch bar guesses "ETA 52:07" from step 1
-    if initial_epoch < config.epochs and not should_stop(history, config.patience):
-        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)
-
-    # Model selection used validation only; test is evaluated once, here, with the best weights, on a plain
-    # (undistributed) copy of the model: what export will load too.
-    model = load_trained_model(config, data.spec.num_classes, run_dir / "best.weights.h5")
-    test_loss, test_accuracy = model.evaluate(keras_batches(data.test.images, data.test.labels, config), verbose=0)
+        # Model selection used validation only; test is evaluated once, here, with the best weights, on a plain
+        # float32 (undistributed) copy of the model: what export will load too.
+        keras.mixed_precision.set_global_policy("float32")
+        model = load_trained_model(config, data.spec.num_classes, run_dir / "best.weights.h5", keras=keras)
+        test_loss, test_accuracy = model.evaluate(
+            engine.batches_for_keras(keras, input_batches(data.test.images, data.test.labels, config)), verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     best = best_epoch(history)
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     seconds_per_epoch = float(np.mean([r["seconds"] for r in history]))
@@ -359,13 +403,39 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
         "train_images": int(len(y_train)),
         "val_images": int(len(y_val)),
         "test_images": int(len(data.test)),
-        "mixed_precision": mixed,
+        "mixed_precision": policy != "float32",
+        "precision": policy,
         "replicas": replicas,
         "augment": config.augment,
-        "device": device_description(),
+        "backend": backend,
+        "engine": f"keras {keras.__version__}",
+        "device": engine.device_description(keras, backend),
         "data": data.provenance.to_dict(),
         "best_weights_sha256": sha256_of(run_dir / "best.weights.h5"),
     }
     with atomic_path(run_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    if verbose:
+        print(f"done: {history[-1]['epoch']} epochs in {_clock(sum(r['seconds'] for r in history))}, best validation "
+              f"{best['val_accuracy']:.4f} (epoch {best['epoch']}), test {test_accuracy:.4f}", flush=True)
     return metrics
+
+
+def _resume_state(model, run_dir: Path, history: list[dict], resume: bool) -> int:
+    """Load the newest checkpoint into the compiled model; drop history rows past it; return the epoch to start at.
+    A run from before the Keras 3 engine (no epoch-N checkpoint) continues from last.weights.h5 with a fresh
+    optimizer."""
+    if not resume:
+        return 0
+    path, epoch = latest_checkpoint(run_dir)
+    if path is not None:
+        restore_checkpoint(model, path)
+    elif history and (run_dir / "last.weights.h5").exists():
+        model.load_weights(str(run_dir / "last.weights.h5"))
+        epoch = history[-1]["epoch"]
+        print(f"{run_dir} has no Keras 3 checkpoint: continuing from last.weights.h5 with a fresh optimizer",
+              file=sys.stderr)
+    history[:] = [row for row in history if row["epoch"] <= epoch]
+    if epoch:
+        print(f"resuming {run_dir} after epoch {epoch}", file=sys.stderr)
+    return epoch

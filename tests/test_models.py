@@ -94,3 +94,22 @@ def test_models_command_computes_other_class_counts(capsys):
 
     assert main(["models", "--classes", "5"]) == 0
     assert "61,281" in capsys.readouterr().out  # LeNet-5 at 5 classes: 64,851 - 42 x 85
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_weights_pass_from_keras3_to_tf_keras_unchanged(arch, tmp_path):
+    """Keras 3 trains, tf_keras prunes, quantizes and exports: one model file builds in both, and a Keras 3
+    `.weights.h5` loads into the tf_keras model with the same predictions."""
+    from edge_emnist.engine import load_keras
+
+    keras3 = load_keras()
+    trained = create_model(arch, 47, keras=keras3)
+    rng = np.random.default_rng(0)
+    trained.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in trained.get_weights()])
+    trained.save_weights(str(tmp_path / "k3.weights.h5"))
+    exported = create_model(arch, 47)  # tf_keras
+    assert type(exported).__module__.startswith("tf_keras") and not type(trained).__module__.startswith("tf_keras")
+    exported.load_weights(str(tmp_path / "k3.weights.h5"))
+    x = rng.random((4, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(exported.predict(x, verbose=0), np.asarray(trained.predict(x, verbose=0)),
+                               atol=1e-5)

@@ -108,3 +108,13 @@ def test_bad_augment_specs_are_refused(spec):
 def test_length_mismatch():
     with pytest.raises(ValueError, match="4 images but 3 labels"):
         Batches(np.zeros((4, 28, 28), np.uint8), np.zeros(3))
+
+
+def test_padded_batches_weigh_only_the_real_images():
+    """What JAX's data-parallel training gets: every batch a multiple of the device count, padding weighted 0."""
+    images = np.arange(10 * 28 * 28, dtype=np.uint8).reshape(10, 28, 28)
+    batches = Batches(images, np.arange(10), batch_size=4, pad_to=4)
+    x, y, w = batches[2]  # the last batch holds 2 real images
+    assert x.shape == (4, 28, 28, 1) and list(y) == [8, 9, 8, 8] and list(w) == [1, 1, 0, 0]
+    assert all(len(batch) == 3 and batch[2].sum() == 4 for batch in list(batches)[:2])
+    assert sum(batch[2].sum() for batch in batches) == 10

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from edge_emnist.cli import main
@@ -95,7 +96,9 @@ def test_resume_can_switch_on_the_plateau_schedule(tiny_data, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["lr_schedule"] == "plateau"
     train(config(epochs=4), tmp_path / "run", resume=True, data_dir=tiny_data, verbose=0)  # never silently off
     assert json.loads((tmp_path / "run" / "config.json").read_text())["lr_schedule"] == "plateau"
-    callback = LR_SCHEDULES["plateau"]()
+    import keras
+
+    callback = LR_SCHEDULES["plateau"](keras)
     assert (callback.monitor, callback.factor, callback.patience) == ("val_loss", 0.5, 2)
     with pytest.raises(EdgeEmnistError, match="LR schedule must be one of"):
         train(config(lr_schedule="cosine"), tmp_path / "other", data_dir=tiny_data, verbose=0)
@@ -121,22 +124,24 @@ def test_killed_run_resumes_where_it_stopped(tiny_data, tmp_path):
 
 def test_a_kill_between_history_and_checkpoint_loses_no_epoch_row(tiny_data, tmp_path, monkeypatch):
     """Epoch 2's row is written, its checkpoint is not: --resume re-runs epoch 2 and keeps every row once."""
-    import tensorflow as tf
+    import edge_emnist.train as training
 
-    real_save = tf.train.CheckpointManager.save
+    real_save = training.save_checkpoint
 
-    def killed_at_epoch_2(self, checkpoint_number=None, **kwargs):
-        if checkpoint_number == 2:
+    def killed_at_epoch_2(model, run_dir, epoch):
+        if epoch == 2:
             raise KeyboardInterrupt
-        return real_save(self, checkpoint_number=checkpoint_number, **kwargs)
+        return real_save(model, run_dir, epoch)
 
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", killed_at_epoch_2)
+    monkeypatch.setattr(training, "save_checkpoint", killed_at_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         train(config(epochs=3), tmp_path / "run", data_dir=tiny_data, verbose=0)
     assert [row["epoch"] for row in read_history(tmp_path / "run")] == [1, 2]
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
+    assert training.latest_checkpoint(tmp_path / "run")[1] == 1
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
     train(config(epochs=3), tmp_path / "run", resume=True, data_dir=tiny_data, verbose=0)
     assert [row["epoch"] for row in read_history(tmp_path / "run")] == [1, 2, 3]
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["epoch-0003.weights.h5"]
 
 
 def test_saved_weights_hold_no_optimizer_state(tiny_data, tmp_path):
@@ -156,13 +161,17 @@ def test_early_stopping_uses_validation(tiny_data, tmp_path):
     assert metrics["val_accuracy"] == max(row["val_accuracy"] for row in history)
 
 
-def test_mirrored_strategy_on_two_logical_cpus(tiny_data, tmp_path):
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_data_parallel_on_two_logical_cpus(tiny_data, tmp_path, backend):
+    """Several devices train one model: JAX through keras.distribution, TensorFlow through MirroredStrategy."""
+    pytest.importorskip(backend)
     env = {**os.environ, "EDGE_EMNIST_LOGICAL_CPUS": "2"}
     subprocess.run([sys.executable, "-m", "edge_emnist.cli", "train", "--arch", "lenet5", "--dataset",
                     "emnist-balanced", "--epochs", "1", "--batch-size", "32", "--distribute", "mirrored",
-                    "--data-dir", str(tiny_data), "--run-dir", str(tmp_path / "run")],
+                    "--backend", backend, "--data-dir", str(tiny_data), "--run-dir", str(tmp_path / "run")],
                    env=env, check=True, capture_output=True)
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["replicas"] == 2
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["replicas"] == 2 and metrics["backend"] == backend
 
 
 def test_sweep_trains_every_cell_then_skips_them(tiny_data, tmp_path, capsys, monkeypatch):
@@ -206,3 +215,45 @@ def test_two_trainings_into_one_folder(tiny_data, tmp_path):
 
     with folder_lock(tmp_path / "run"), pytest.raises(EdgeEmnistError, match="is in use by process"):
         train(config(), tmp_path / "run", data_dir=tiny_data, verbose=0)
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow", "torch"])
+def test_every_backend_trains_a_run_that_tf_keras_opens(tiny_data, tmp_path, backend):
+    """Train on a Keras 3 backend (its own process: the backend is fixed at import), then open the run the way
+    prune/QAT/export do (tf_keras): the same weights give the same test accuracy."""
+    pytest.importorskip(backend)
+    from edge_emnist.data import load_dataset
+    from edge_emnist.runs import open_run
+    from edge_emnist.train import input_batches
+
+    run = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "edge_emnist.cli", "train", "--arch", "lenet5", "--dataset",
+                             "emnist-balanced", "--epochs", "2", "--batch-size", "32", "--backend", backend,
+                             "--data-dir", str(tiny_data), "--run-dir", str(run)],
+                            check=True, capture_output=True, text=True)
+    assert f"on {backend} (CPU" in result.stdout and "epoch 2/2" in result.stdout and "ETA" in result.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["backend"] == backend and metrics["device"]["keras"].startswith("3.")
+    opened = open_run(run)
+    data = load_dataset("emnist-balanced", tiny_data)
+    batches = input_batches(data.test.images, data.test.labels, opened.config)
+    predictions = np.concatenate([opened.build_model(47).predict(x, verbose=0).argmax(1) for x, _ in batches])
+    assert np.mean(predictions == data.test.labels) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def test_backend_choice_errors(monkeypatch):
+    from edge_emnist import engine
+
+    with pytest.raises(EdgeEmnistError, match="unknown Keras backend 'mxnet'"):
+        engine.choose_backend("mxnet")
+    loaded = engine.loaded_backend()
+    if loaded:  # this process already runs Keras 3 on one backend: another is refused, with what to do
+        other = next(name for name in engine.BACKENDS if name != loaded)
+        with pytest.raises(EdgeEmnistError, match=f"already running on {loaded}.*--backend {other} in a new process"):
+            engine.choose_backend(other)
+    monkeypatch.setattr(engine, "loaded_backend", lambda: None)
+    monkeypatch.setattr(engine.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(EdgeEmnistError, match=r"torch backend is not installed: pip install 'edge-emnist\[torch\]'"):
+        engine.choose_backend("torch")
+    with pytest.raises(SystemExit):
+        main(["train", "--arch", "lenet5", "--backend", "theano"])

@@ -54,5 +54,9 @@ def model_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def create_model(name: str, num_classes: int, **options):
-    return model_entry(name).builder(num_classes=num_classes, **options)
+def create_model(name: str, num_classes: int, *, keras=None, **options):
+    """Build `name`; `keras` picks the Keras module (Keras 3 for training), tf_keras when left out."""
+    from edge_emnist.models.keras_api import building_with
+
+    with building_with(keras):
+        return model_entry(name).builder(num_classes=num_classes, **options)

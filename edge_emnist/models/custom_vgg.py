@@ -14,11 +14,9 @@ Widths and the pooling choice are explained in docs/architectures.md.
 
 from __future__ import annotations
 
-from edge_emnist.backend import keras
 from edge_emnist.models import register
+from edge_emnist.models.keras_api import keras, layers
 from edge_emnist.models.layers import classifier_head, image_input
-
-layers = keras.layers
 
 # (filters, convs, pool after) per block: VGG-16's 2-2-3-3-3 conv layout
 BLOCKS = ((32, 2, True), (64, 2, True), (128, 3, True), (128, 3, False), (128, 3, False))

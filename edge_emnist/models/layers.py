@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from edge_emnist.backend import keras
-
-layers = keras.layers
+from edge_emnist.models.keras_api import keras, layers
 
 
 def classifier_head(x, num_classes: int, name: str = "predictions"):

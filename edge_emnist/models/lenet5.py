@@ -15,11 +15,9 @@ int8, where tanh and average pooling fall back to slower reference kernels.
 
 from __future__ import annotations
 
-from edge_emnist.backend import keras
 from edge_emnist.models import register
+from edge_emnist.models.keras_api import keras, layers
 from edge_emnist.models.layers import classifier_head, image_input
-
-layers = keras.layers
 
 
 def _lenet5(num_classes: int, activation: str, pool: type, name: str):

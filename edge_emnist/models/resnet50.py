@@ -11,11 +11,9 @@ At 47 classes: 23,630,895 trainable parameters with channels=3 (the study's coun
 
 from __future__ import annotations
 
-from edge_emnist.backend import keras
 from edge_emnist.models import register
+from edge_emnist.models.keras_api import keras, layers
 from edge_emnist.models.layers import classifier_head, image_input
-
-layers = keras.layers
 
 
 @register("resnet50", "ResNet-50 v1 from scratch; --channels 3 and --input-size 224 reproduce the studies")

@@ -9,11 +9,9 @@
 
 from __future__ import annotations
 
-from edge_emnist.backend import keras
 from edge_emnist.models import register
+from edge_emnist.models.keras_api import keras, layers
 from edge_emnist.models.layers import classifier_head, image_input
-
-layers = keras.layers
 
 
 @register("simple_cnn", "two conv + two dense layers (second study)")
