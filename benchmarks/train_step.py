@@ -4,10 +4,11 @@
     python benchmarks/train_step.py --table          # benchmarks/train_step.md from the committed records
 
 One process per backend (Keras fixes its backend at import): builds the project's model file under Keras 3,
-compiles it with Adam like `edge-emnist train`, runs warm-up steps (compilation), then times `train_on_batch`
-on random in-memory batches, so the input pipeline is not in the figure (benchmarks/input_pipeline.md measures
-that). Appends one JSON record per architecture, with the machine (CPU model and ISA, GPUs), to
-benchmarks/results/train_step.jsonl (or --results). The study's Table 10 (GPU, its own batch) is printed beside.
+compiles it with Adam and XLA on or off like `edge-emnist train`, runs warm-up steps (compilation), then times
+`train_on_batch` on random in-memory batches, so the input pipeline is not in the figure
+(benchmarks/input_pipeline.md measures that). Appends one JSON record per architecture, with the machine (CPU
+model and ISA, GPUs), to benchmarks/results/train_step.jsonl (or --results). The study's Table 10 (GPU, its
+own batch) is printed beside.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ STUDY_MS_PER_STEP = {"lenet5": 3, "resnet50": 31, "custom_resnet": 8, "custom_vg
 
 
 def measure(arch: str, keras, *, batch: int, steps: int, warmup: int, seed: int = 0) -> dict:
+    from edge_emnist.engine import jit_compile
     from edge_emnist.models import create_model
 
     options = {"channels": 3} if arch == "resnet50" else {}  # the study's ResNet-50 (23,630,895 parameters)
     model = create_model(arch, 47, keras=keras, **options)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  jit_compile=jit_compile(keras.backend.backend()))  # what `edge-emnist train` uses
     rng = np.random.default_rng(seed)
     x = rng.random((batch, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 47, batch)
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> None:
     for arch in args.arch.split(","):
         record = {**measure(arch, keras, batch=args.batch, steps=args.steps, warmup=args.warmup),
                   "backend": backend, "precision": keras.mixed_precision.global_policy().name,
+                  "jit_compile": str(engine.jit_compile(backend)),
                   "machine": machine, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
         append_jsonl(args.results, [record])
         study = STUDY_MS_PER_STEP.get(arch)
@@ -73,15 +77,20 @@ def run(args: argparse.Namespace) -> None:
 
 
 def table(results: Path) -> None:
+    sys.path.insert(0, str(HERE.parent))
+    from edge_emnist.bench.runner import isa_tier
+
     records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     latest = {}
     for r in records:
-        device = ", ".join(r["machine"]["gpus"]) or f"{r['machine']['cpu']} ({r['machine']['cores']} cores)"
+        m = r["machine"]
+        device = ", ".join(m["gpus"]) or f"{m['cpu']} ({m['cores']} cores, {isa_tier(m)})"
         latest[(device, r["backend"], r["precision"], r["arch"])] = r
     lines = ["# Training step time at batch 256", "",
              "Median of timed `train_on_batch` steps on in-memory batches after warm-up (compilation), Adam, "
              "Keras 3; made by `python benchmarks/train_step.py` (records: `results/train_step.jsonl`, one per "
-             "architecture with the machine). The study's Table 10 was measured on its GPU.", "",
+             "architecture with the machine; the latest record per row). XLA as `edge-emnist train` sets it (off for "
+             "TensorFlow on a CPU, where it doubled the step). The study's Table 10 was measured on its GPU.", "",
              "| device | backend | precision | architecture | ms/step | images/s | study, Table 10 ms/step |",
              "|---|---|---|---|---:|---:|---:|"]
     for (device, backend, precision, arch), r in sorted(latest.items(),

@@ -324,8 +324,9 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="auto (default) = data parallel over 2+ GPUs (JAX: keras.distribution.DataParallel, "
                              "TensorFlow: MirroredStrategy); mirrored = over every device, CPUs too")
     parser.add_argument("--backend", choices=["jax", "torch", "tensorflow"],
-                        help="Keras 3 backend that trains (default: KERAS_BACKEND, else the first installed of jax, "
-                             "torch, tensorflow); a run can be resumed on another")
+                        help="Keras 3 backend that trains (default: KERAS_BACKEND, else on an NVIDIA GPU the first "
+                             "installed of jax, torch, tensorflow, on a CPU tensorflow, the fastest there); a run can "
+                             "be resumed on another")
     parser.add_argument("--workers", type=_positive_int, metavar="N",
                         help="threads making augmented batches ahead of the training step (default: half the cores)")
     _data_options(parser)

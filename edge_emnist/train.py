@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.util
 import json
 import math
 import os
@@ -227,13 +228,18 @@ def make_epoch_callback(keras, run_dir: Path, history: list[dict], config: Train
             # --resume drops as it re-runs that epoch (the other order lost the epoch's row for good).
             write_history(run_dir, history)
             save_checkpoint(self.model, run_dir, epoch + 1)
-            plot_learning_curves(history, run_dir / "learning_curves.png", title=run_dir.name)
+            if _can_plot():  # a bare GPU machine may lack matplotlib: `train --resume` of the run draws them later
+                plot_learning_curves(history, run_dir / "learning_curves.png", title=run_dir.name)
             if verbose:
                 print(epoch_line(row, config, time.perf_counter() - started, history), flush=True)
             if should_stop(history, config.patience):
                 self.model.stop_training = True
 
     return EpochCheckpoint()
+
+
+def _can_plot() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def plot_learning_curves(history: list[dict], output: Path, title: str = "") -> Path:
@@ -336,7 +342,9 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
     history = read_history(run_dir)
     if (run_dir / "metrics.json").exists() and history and (
             history[-1]["epoch"] >= config.epochs or should_stop(history, config.patience)):
-        return json.loads((run_dir / "metrics.json").read_text())  # finished: nothing to do
+        if not (run_dir / "learning_curves.png").exists() and _can_plot():  # trained where matplotlib was missing
+            plot_learning_curves(history, run_dir / "learning_curves.png", title=run_dir.name)
+        return json.loads((run_dir / "metrics.json").read_text())  # finished: nothing more to do
 
     keras = engine.load_keras(backend)
     keras.utils.set_random_seed(config.seed)
@@ -355,7 +363,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
             model = create_model(config.arch, data.spec.num_classes, keras=keras, **config.model_options)
             reinitialize(keras, model, config.init, config.seed)
             model.compile(optimizer=OPTIMIZERS[config.optimizer](keras, config.lr, config.momentum),
-                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                          jit_compile=engine.jit_compile(backend))
             initial_epoch = _resume_state(model, run_dir, history, resume)
             _save_config(config, run_dir)
             callbacks = [make_epoch_callback(keras, run_dir, history, config, verbose, started)]

@@ -241,6 +241,18 @@ def test_every_backend_trains_a_run_that_tf_keras_opens(tiny_data, tmp_path, bac
     assert np.mean(predictions == data.test.labels) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
+def test_training_on_jax_imports_no_tensorflow(tiny_data, tmp_path):
+    """The GPU machine has JAX and PyTorch but no TensorFlow: the whole training path must run without it."""
+    pytest.importorskip("jax")
+    code = ("import sys; from edge_emnist.cli import main; "
+            f"main(['train', '--arch', 'lenet5', '--dataset', 'emnist-balanced', '--epochs', '1', '--batch-size', "
+            f"'32', '--backend', 'jax', '--data-dir', {str(tiny_data)!r}, '--run-dir', {str(tmp_path / 'run')!r}]); "
+            "print('imported:', sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras')))")
+    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                            env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert "imported: []" in result.stdout and (tmp_path / "run" / "metrics.json").exists()
+
+
 def test_backend_choice_errors(monkeypatch):
     from edge_emnist import engine
 
@@ -257,3 +269,18 @@ def test_backend_choice_errors(monkeypatch):
         engine.choose_backend("torch")
     with pytest.raises(SystemExit):
         main(["train", "--arch", "lenet5", "--backend", "theano"])
+
+
+def test_default_backend_is_the_fastest_for_the_machine(monkeypatch):
+    """TensorFlow on a CPU (measured fastest there: benchmarks/train_step.md); the first installed of jax, torch,
+    tensorflow where nvidia-smi names a GPU."""
+    from edge_emnist import engine
+    from edge_emnist.bench import runner
+
+    monkeypatch.setattr(engine, "installed_backends", lambda: ["jax", "torch", "tensorflow"])
+    monkeypatch.setattr(runner, "gpu_names", lambda: [])
+    assert engine.default_backend() == "tensorflow"
+    monkeypatch.setattr(runner, "gpu_names", lambda: ["NVIDIA H100 80GB HBM3"])
+    assert engine.default_backend() == "jax"
+    monkeypatch.setattr(engine, "installed_backends", lambda: ["torch"])
+    assert engine.default_backend() == "torch"
