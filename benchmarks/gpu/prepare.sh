@@ -14,7 +14,7 @@ mkdir -p "$out/wheels" "$out/data/emnist-dev"
 # Keras 3 and what it needs beyond numpy/jax/torch (which the GPU machine has); tqdm for the data loader.
 pip download -q --no-deps --only-binary=:all: --python-version "$python_version" \
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
-    -d "$out/wheels" "keras==$(python -c 'import keras; print(keras.__version__)')" namex optree tqdm \
+    -d "$out/wheels" "keras==$(python -c 'from importlib.metadata import version; print(version("keras"))')" namex optree tqdm \
     absl-py rich markdown-it-py mdurl pygments h5py ml-dtypes
 
 cp "$data_dir"/emnist-bymerge-* "$data_dir"/SHA256SUMS "$out/data/emnist-dev/"

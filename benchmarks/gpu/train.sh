@@ -23,7 +23,7 @@ for arch in "$@"; do
         --epochs "${EPOCHS:-70}" --patience "${PATIENCE:-8}" --lr-schedule plateau --batch-size 256 \
         ${TRAIN_LIMIT:+--train-limit "$TRAIN_LIMIT"} "${options[@]}" --run-dir "$run" 2>&1 | tee -a "$run.log"
     # at most 8 files come back per call: this call's runs in one tar, each best.weights.h5 in 15 MiB pieces
-    tar -rf "$OUT/runs.tar" --exclude=checkpoints --exclude='*.weights.h5' -C runs/gpu "$(basename "$run")" \
+    tar -rf "$OUT/runs.tar" --exclude=checkpoints --exclude=.lock --exclude='*.weights.h5' -C runs/gpu "$(basename "$run")" \
         "$(basename "$run").log"
     split -b 15M -d "$run/best.weights.h5" "$OUT/$(basename "$run").best.weights.h5.part"
 done
