@@ -18,6 +18,7 @@ from pathlib import Path
 from edge_emnist.bench.formats import FORMATS
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, folder_lock
+from edge_emnist.train import clock
 
 STATE_FILE = "pipeline.json"
 
@@ -31,11 +32,6 @@ EXPORT_TABLE: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("pruned", "none", tuple(FORMATS)),
     ("qat", "int8", tuple(FORMATS)),
 )
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def epochs(n: int) -> str:
@@ -293,8 +289,8 @@ class Pipeline:
                 continue
             elapsed = time.perf_counter() - began
             left = sum(weights.values()) - finished
-            eta = f", about {_clock(elapsed * left / finished)} to go" if finished else ""
-            self.log(f"[{number}/{len(plan)}] {stage.describe} (elapsed {_clock(elapsed)}{eta})")
+            eta = f", about {clock(elapsed * left / finished)} to go" if finished else ""
+            self.log(f"[{number}/{len(plan)}] {stage.describe} (elapsed {clock(elapsed)}{eta})")
             started = time.perf_counter()
             result = stage.run()
             result["seconds"] = round(time.perf_counter() - started, 1)

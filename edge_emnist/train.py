@@ -162,7 +162,8 @@ def reinitialize(keras, model, init: str, seed: int) -> None:
             kernel.assign(make(keras, seed + i)(kernel.shape, dtype=kernel.dtype))
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """'4:07', or '1:02:09' past an hour: for progress lines."""
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
 
@@ -173,7 +174,7 @@ def epoch_line(row: dict, config: TrainConfig, elapsed: float, history: list[dic
     left = max(config.epochs - row["epoch"], 0) * mean
     return (f"epoch {row['epoch']}/{config.epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
             f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  lr {row['lr']:.2g}  "
-            f"{row['seconds']:.1f} s  elapsed {_clock(elapsed)}  ETA <= {_clock(left)}")
+            f"{row['seconds']:.1f} s  elapsed {clock(elapsed)}  ETA <= {clock(left)}")
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path | None, int]:
@@ -425,7 +426,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
     with atomic_path(run_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     if verbose:
-        print(f"done: {history[-1]['epoch']} epochs in {_clock(sum(r['seconds'] for r in history))}, best validation "
+        print(f"done: {history[-1]['epoch']} epochs in {clock(sum(r['seconds'] for r in history))}, best validation "
               f"{best['val_accuracy']:.4f} (epoch {best['epoch']}), test {test_accuracy:.4f}", flush=True)
     return metrics
 
