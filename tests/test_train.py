@@ -241,16 +241,16 @@ def test_every_backend_trains_a_run_that_tf_keras_opens(tiny_data, tmp_path, bac
     assert np.mean(predictions == data.test.labels) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
-def test_training_on_jax_imports_no_tensorflow(tiny_data, tmp_path):
-    """The GPU machine has JAX and PyTorch but no TensorFlow: the whole training path must run without it."""
+def test_training_on_jax_needs_no_tensorflow(tiny_data, tmp_path):
+    """The GPU machine has JAX and PyTorch but no TensorFlow: with TensorFlow and tf_keras made unimportable (as
+    there), the whole training path still runs (libraries may try them optionally, and must be let down gently)."""
     pytest.importorskip("jax")
-    code = ("import sys; from edge_emnist.cli import main; "
+    code = ("import sys; sys.modules.update(tensorflow=None, tf_keras=None); from edge_emnist.cli import main; "
             f"main(['train', '--arch', 'lenet5', '--dataset', 'emnist-balanced', '--epochs', '1', '--batch-size', "
-            f"'32', '--backend', 'jax', '--data-dir', {str(tiny_data)!r}, '--run-dir', {str(tmp_path / 'run')!r}]); "
-            "print('imported:', sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras')))")
-    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                            env={**os.environ, "KERAS_BACKEND": "jax"})
-    assert "imported: []" in result.stdout and (tmp_path / "run" / "metrics.json").exists()
+            f"'32', '--backend', 'jax', '--data-dir', {str(tiny_data)!r}, '--run-dir', {str(tmp_path / 'run')!r}])")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                   env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["backend"] == "jax"
 
 
 def test_backend_choice_errors(monkeypatch):
