@@ -7,6 +7,7 @@ before TensorFlow is first imported. Every module gets `tf` and `keras` from her
 import os
 
 from edge_emnist.bench.runtimes import VERBOSE_ENV, native_stderr_muted  # numpy only
+from edge_emnist.engine import LOGICAL_CPUS_ENV  # no Keras or TensorFlow import
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 VNNI, BF16 or AMX. Measured on a
@@ -29,7 +30,7 @@ __all__ = ["tf", "keras"]
 def _split_cpu_for_tests() -> None:
     """EDGE_EMNIST_LOGICAL_CPUS=N splits the CPU into N logical devices, so the multi-device
     (MirroredStrategy) path can be exercised on a machine without GPUs. Must run before TF initialises."""
-    count = int(os.environ.get("EDGE_EMNIST_LOGICAL_CPUS", "0") or 0)
+    count = int(os.environ.get(LOGICAL_CPUS_ENV, "0") or 0)
     if count > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)

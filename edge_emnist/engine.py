@@ -8,6 +8,7 @@ TensorFlow unless the TensorFlow backend is the one chosen: a JAX or PyTorch mac
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import sys
@@ -115,8 +116,10 @@ ACCELERATORS: dict[str, Callable[[], list[str]]] = {
     "jax": _jax_accelerators, "torch": _torch_accelerators, "tensorflow": _tensorflow_accelerators}
 
 
+@functools.cache
 def accelerators(backend: str) -> list[str]:
-    """Names of the GPUs (or TPUs) the backend sees; [] on a CPU-only machine."""
+    """Names of the GPUs (or TPUs) the backend sees; [] on a CPU-only machine. Asked once per process: precision,
+    distribution, XLA and the run's record all depend on it, and the devices do not change."""
     return ACCELERATORS[backend]()
 
 
@@ -128,7 +131,7 @@ def precision_policy(setting: str, backend: str) -> str:
     return {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[setting]
 
 
-def _data_parallel_devices(keras, backend: str) -> list:
+def _data_parallel_devices(backend: str) -> list:
     if backend == "jax":
         import jax
 
@@ -149,7 +152,7 @@ def distribution(keras, backend: str, setting: str) -> tuple[contextlib.Abstract
                   file=sys.stderr)
             return contextlib.nullcontext(), 1
         raise EdgeEmnistError(f"--distribute mirrored needs --backend jax or tensorflow, not {backend}")
-    devices = _data_parallel_devices(keras, backend)
+    devices = _data_parallel_devices(backend)
     if backend == "jax":
         return keras.distribution.DataParallel(devices=devices).scope(), len(devices)
     from edge_emnist.backend import tf

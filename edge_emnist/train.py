@@ -41,7 +41,7 @@ from edge_emnist.models.profile import trainable_params
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
-# Each takes the Keras module first: the same tables serve Keras 3 (training) and tf_keras (fine-tuning).
+# Each takes the Keras module first: the model is built by whichever Keras `engine.load_keras` gave.
 OPTIMIZERS = {
     "adam": lambda keras, lr, momentum: keras.optimizers.Adam(lr),
     "nadam": lambda keras, lr, momentum: keras.optimizers.Nadam(lr),
@@ -325,8 +325,8 @@ def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = Fa
           backend: str | None = None, workers: int | None = None) -> dict:
     """Train (or resume) one run on Keras 3; returns the metrics also written to metrics.json.
 
-    `backend`: jax, torch or tensorflow (default: the one Keras already runs on in this process, else
-    KERAS_BACKEND, else the first installed). A run may be resumed on another backend or machine."""
+    `backend`: jax, torch or tensorflow (default: `engine.choose_backend`). A run may be resumed on another
+    backend or machine."""
     config.validate()
     run_dir = Path(run_dir or default_run_dir(config))
     if resume and not run_dir.exists():
@@ -384,15 +384,14 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
                           validation_data=engine.batches_for_keras(keras, val_batches),
                           epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
                           shuffle=False)
-
-        # Model selection used validation only; test is evaluated once, here, with the best weights, on a plain
-        # float32 (undistributed) copy of the model: what export will load too.
-        keras.mixed_precision.set_global_policy("float32")
-        model = load_trained_model(config, data.spec.num_classes, run_dir / "best.weights.h5", keras=keras)
-        test_loss, test_accuracy = model.evaluate(
-            engine.batches_for_keras(keras, input_batches(data.test.images, data.test.labels, config)), verbose=0)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+    # Model selection used validation only; test is evaluated once, here, with the best weights, on a plain
+    # float32 (undistributed) copy of the model: what export will load too.
+    model = load_trained_model(config, data.spec.num_classes, run_dir / "best.weights.h5", keras=keras)
+    test_loss, test_accuracy = model.evaluate(
+        engine.batches_for_keras(keras, input_batches(data.test.images, data.test.labels, config)), verbose=0)
     best = best_epoch(history)
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     seconds_per_epoch = float(np.mean([r["seconds"] for r in history]))
