@@ -87,7 +87,7 @@ def main() -> None:
     results.mkdir(exist_ok=True)
     with open(results / "input_pipeline.csv", "w", newline="") as f:
         csv.writer(f).writerows([headers, *rows])
-    from edge_emnist.bench.runner import host_description, isa_tier
+    from edge_emnist.device.runner import host_description, isa_tier
 
     described = host_description()
     host = (f"{described['cpu']} ({isa_tier(described)}: {' '.join(described['isa'])}), {os.cpu_count()} cores, "

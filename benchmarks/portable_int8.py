@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.bench.qemu import emulated_predictions, missing
-from edge_emnist.bench.runner import host_description, isa_tier
-from edge_emnist.bench.runtimes import OrtModel, accuracy
 from edge_emnist.data import load_dataset
+from edge_emnist.device.runner import host_description, isa_tier
+from edge_emnist.device.runtimes import OrtModel, accuracy
 from edge_emnist.export.card import card_path
 from edge_emnist.io import atomic_path
 from edge_emnist.report.tables import markdown_table
+from edge_emnist.targets.qemu import emulated_predictions, missing
 
 ROOT = Path(__file__).resolve().parents[1]
 EMULATED = {"qemu-x86_64:haswell": "haswell_vs_native", "qemu-aarch64:cortex-a76": "cortex_a76_vs_native"}

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edge_emnist.bench.runner import RUNTIME_OF_SUFFIX, host_description, sha256_file
-from edge_emnist.bench.runtimes import OrtModel, accuracy, file_sizes
 from edge_emnist.data import load_dataset
+from edge_emnist.device.runner import RUNTIME_OF_SUFFIX, host_description, sha256_file
+from edge_emnist.device.runtimes import OrtModel, accuracy, file_sizes
 from edge_emnist.export.card import card_path
 from edge_emnist.export.onnx_unsigned import eight_bit_types, to_unsigned
 from edge_emnist.io import atomic_path

@@ -56,7 +56,7 @@ def measure(arch: str, keras, *, batch: int, steps: int, warmup: int, seed: int 
 def run(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(HERE.parent))
     from edge_emnist import engine
-    from edge_emnist.bench.runner import host_description
+    from edge_emnist.device.runner import host_description
     from edge_emnist.io import append_jsonl
 
     keras = engine.load_keras(args.backend)
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> None:
 
 def table(results: Path) -> None:
     sys.path.insert(0, str(HERE.parent))
-    from edge_emnist.bench.runner import isa_tier
+    from edge_emnist.device.runner import isa_tier
 
     records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     latest = {}

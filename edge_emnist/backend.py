@@ -6,7 +6,7 @@ before TensorFlow is first imported. Every module gets `tf` and `keras` from her
 
 import os
 
-from edge_emnist.bench.runtimes import VERBOSE_ENV, native_stderr_muted  # numpy only
+from edge_emnist.device.runtimes import VERBOSE_ENV, native_stderr_muted  # numpy only
 from edge_emnist.engine import LOGICAL_CPUS_ENV  # no Keras or TensorFlow import
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"

@@ -14,20 +14,35 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edge_emnist import __version__
-from edge_emnist.bench.formats import CPU_RUNTIMES, FORMATS, QUANTIZATIONS, RUNTIMES
 from edge_emnist.data.registry import DATASETS
+from edge_emnist.device.formats import CPU_RUNTIMES, FORMATS, QUANTIZATIONS, RUNTIMES
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.pipeline import PipelineConfig
 from edge_emnist.workspace import (
+    COMMITTED_PROFILES,
     COMMITTED_RESULTS,
     COMMITTED_ROBUSTNESS,
     USER_EXPORTS,
+    USER_PROFILES,
     USER_REPORT,
     USER_RESULTS,
     USER_ROBUSTNESS,
 )
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def _where_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", help="label for this machine in results (default: cpu:<hostname>-<ISA tier>); an "
+                                    "emulated target (edge-emnist targets: qemu-aarch64:cortex-a76, ...) runs the "
+                                    "artifacts there under QEMU: its answers are that CPU's, its times QEMU's")
+    ssh = p.add_argument_group("measuring on a device over SSH (needs numpy and ai-edge-litert/onnxruntime there)")
+    ssh.add_argument("--ssh", metavar="USER@HOST", help="copy the runner and artifacts there, measure, bring the "
+                                                        "records back labelled <arch>:<device hostname>")
+    ssh.add_argument("--ssh-port", type=_positive_int, help="default: ssh's own (22 or ~/.ssh/config)")
+    ssh.add_argument("--ssh-identity", type=Path, metavar="KEY", help="private key file (ssh -i)")
+    ssh.add_argument("--ssh-option", action="append", metavar="KEY=VALUE", help="extra ssh -o option, repeatable")
+    ssh.add_argument("--remote-python", default="python3", help="interpreter on the device (default: python3)")
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -197,7 +212,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    from edge_emnist.bench.qemu import EMULATED_CPUS, install, missing, tools_dir
+    from edge_emnist.targets.qemu import EMULATED_CPUS, install, missing, tools_dir
 
     if args.install:
         unknown = [name for name in args.install if name not in EMULATED_CPUS]
@@ -441,20 +456,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                            runs=args.runs, warmup=args.warmup, xnnpack=not args.no_xnnpack,
                            accuracy=not args.no_accuracy, yardstick=not args.no_yardstick, target=args.target,
                            results=args.results, test_images=args.test_images)
-    machine = None
-    from edge_emnist.bench.qemu import EMULATED_CPUS
-
-    if args.target in EMULATED_CPUS:  # run there, under QEMU: the records are named after it
-        from edge_emnist.bench.machines import EmulatedMachine
-
-        machine, options.target = EmulatedMachine(args.target), None
-    elif args.ssh:
-        from edge_emnist.bench.machines import SshMachine
-
-        machine = SshMachine(args.ssh, port=args.ssh_port, identity=args.ssh_identity,
-                             options=tuple(args.ssh_option or ()), python=args.remote_python)
     records = bench(args.artifacts, options, data_dir=args.data_dir, cache_dir=args.cache_dir,
-                    log=lambda line: print(line, file=sys.stderr), machine=machine)
+                    log=lambda line: print(line, file=sys.stderr), machine=_machine(args, options))
     measured = [r for r in records if not r.get("skipped") and not r.get("failed")]
     print(f"{'artifact':<44} {'runtime':<7} {'thr':>3} {'batch':>5} {'accuracy':>8} {'p50 ms':>9} "
           f"{'p90 ms':>9} {'img/s':>9}  litert-benchmark")
@@ -470,9 +473,50 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _machine(args: argparse.Namespace, options):
+    """Where bench/profile run: an emulated CPU (its records named after it), a device over SSH, or here."""
+    from edge_emnist.targets.qemu import EMULATED_CPUS
+
+    if args.target in EMULATED_CPUS:
+        from edge_emnist.targets.machines import EmulatedMachine
+
+        options.target = None
+        return EmulatedMachine(args.target)
+    if args.ssh:
+        from edge_emnist.targets.machines import SshMachine
+
+        return SshMachine(args.ssh, port=args.ssh_port, identity=args.ssh_identity,
+                          options=tuple(args.ssh_option or ()), python=args.remote_python)
+    return None
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from edge_emnist.bench.suite import BenchOptions, bench
+
+    options = BenchOptions(runtimes=tuple(args.runtime.split(",")), threads=args.threads, batches=(1,),
+                           runs=args.runs, warmup=args.warmup, xnnpack=not args.no_xnnpack, accuracy=False,
+                           yardstick=False, target=args.target, results=args.results, profile=True)
+    records = bench(_artifact_files(args.artifacts), options, log=lambda line: print(line, file=sys.stderr),
+                    machine=_machine(args, options))
+    for r in records:
+        if r.get("kind") != "profile":
+            continue
+        head = f"{r['artifact']} on {r['runtime']} ({r['settings']['threads']} thread(s)), {r['target']}"
+        if r.get("unavailable"):
+            print(f"{head}: {r['unavailable']}")
+            continue
+        print(f"{head}: whole inference {r['total_ms']:.4f} ms; {r['method']}")
+        for op in r["operators"][:args.top]:
+            where = op.get("kernel") or (op.get("provider") or "").replace("ExecutionProvider", "")
+            print(f"  {op['ms']:9.4f} ms {op['ms'] / r['operators_ms']:6.1%}  {op['op']:<18} {where:<8} {op['name']}")
+    failures = [r for r in records if r.get("failed")]
+    print(f"appended {len(records)} records to {args.results}" + (f" ({len(failures)} failed)" if failures else ""))
+    return 1 if failures else 0
+
+
 def _artifact_files(paths: list[Path]) -> list[Path]:
     """Files as given; a folder stands for every artifact in it."""
-    from edge_emnist.bench.formats import RUNTIME_OF_SUFFIX
+    from edge_emnist.device.formats import RUNTIME_OF_SUFFIX
 
     found = []
     for path in paths:
@@ -505,17 +549,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     records = load_records(args.results)
     command = "edge-emnist report " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "edge-emnist report"
     output = write_report(records, args.out, command=command, card_dirs=args.exported,
-                          robustness_records=_robustness_records(args.robustness))
+                          robustness_records=_robustness_records(args.robustness),
+                          profile_records=_records_or_committed(args.profiles, COMMITTED_PROFILES))
     print(f"wrote {output}")
     return 0
 
 
 def _robustness_records(paths: list[Path] | None) -> list[dict]:
-    """The named robustness files; by default the committed one where it exists (else none)."""
+    return _records_or_committed(paths, COMMITTED_ROBUSTNESS)
+
+
+def _records_or_committed(paths: list[Path] | None, committed: Path) -> list[dict]:
+    """The named record files; by default the committed one where it exists (else none)."""
     from edge_emnist.report.results import load_records
 
     if paths is None:
-        paths = [COMMITTED_ROBUSTNESS] if COMMITTED_ROBUSTNESS.exists() else []
+        paths = [committed] if committed.exists() else []
     return load_records(paths) if paths else []
 
 
@@ -533,8 +582,8 @@ def cmd_pick(args: argparse.Namespace) -> int:
     robustness.attach(records, robust)
     target = args.target
     if target is None:  # this machine's own measurements if there are any, else any one CPU's
-        from edge_emnist.bench.machines import LocalMachine
-        from edge_emnist.bench.runner import host_description
+        from edge_emnist.device.runner import host_description
+        from edge_emnist.targets.machines import LocalMachine
 
         here = LocalMachine.label(host_description())
         target = here if any(r.get("target") == here for r in records) else "cpu"
@@ -835,25 +884,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-xnnpack", action="store_true", help="LiteRT without the XNNPACK delegate")
     p.add_argument("--no-accuracy", action="store_true", help="skip the test-split accuracy pass")
     p.add_argument("--no-yardstick", action="store_true", help="skip the litert-benchmark comparison")
-    p.add_argument("--target", help="label for this machine in results (default: cpu:<hostname>-<ISA tier>); an "
-                                    "emulated target (edge-emnist targets: qemu-aarch64:cortex-a76, ...) runs the "
-                                    "artifacts there under QEMU: its accuracy is that CPU's, its latency QEMU's")
     p.add_argument("--test-images", type=_positive_int, metavar="N",
                    help="accuracy on the first N test images (default: all; emulated targets are slow)")
     p.add_argument("--results", type=Path, default=USER_RESULTS,
                    help=f"JSONL file to append to (default: {USER_RESULTS}; the committed measurements are "
                         f"{COMMITTED_RESULTS})")
-    ssh = p.add_argument_group("measuring on a device over SSH (needs numpy and ai-edge-litert/onnxruntime there)")
-    ssh.add_argument("--ssh", metavar="USER@HOST", help="copy the runner and artifacts there, measure, bring the "
-                                                        "records back labelled <arch>:<device hostname>")
-    ssh.add_argument("--ssh-port", type=_positive_int, help="default: ssh's own (22 or ~/.ssh/config)")
-    ssh.add_argument("--ssh-identity", type=Path, metavar="KEY", help="private key file (ssh -i)")
-    ssh.add_argument("--ssh-option", action="append", metavar="KEY=VALUE", help="extra ssh -o option, repeatable")
-    ssh.add_argument("--remote-python", default="python3", help="interpreter on the device (default: python3)")
+    _where_options(p)
     p.add_argument("--import", dest="imports", type=Path, nargs="+", metavar="JSON",
                    help="merge results a device produced with runner.py --json instead of measuring here")
     _data_options(p)
     p.set_defaults(handler=cmd_bench)
+
+    p = commands.add_parser(
+        "profile", help="where one inference's time goes, operator by operator (batch 1)",
+        description="Time every operator of each artifact at batch 1 on this machine, an emulated CPU or a device "
+                    "over SSH: ONNX Runtime through its own profiler (with the execution provider of each node, so "
+                    "a CUDA session shows what fell back to the CPU); LiteRT by timing each operator alone, saying "
+                    "whether XNNPACK or a builtin kernel ran it. Prints the top operators and appends one `profile` "
+                    "record per artifact, runtime and thread count; `report --profiles` shows them.")
+    p.add_argument("artifacts", type=Path, nargs="+", metavar="ARTIFACT", help=".tflite / .onnx files or folders")
+    p.add_argument("--runtime", default=",".join(CPU_RUNTIMES),
+                   help=f"comma list of {', '.join(RUNTIMES)} (default: {','.join(CPU_RUNTIMES)})")
+    p.add_argument("--threads", type=_int_list, default=(1,), help="comma list (default: 1)")
+    p.add_argument("--runs", type=_positive_int, default=500, help="timed runs per operator/model (default: 500)")
+    p.add_argument("--warmup", type=_positive_int, default=50, help="untimed runs first (default: 50)")
+    p.add_argument("--no-xnnpack", action="store_true", help="LiteRT without the XNNPACK delegate")
+    p.add_argument("--top", type=_positive_int, default=8, help="operators printed per artifact (default: 8)")
+    p.add_argument("--results", type=Path, default=USER_PROFILES,
+                   help=f"JSONL file to append to (default: {USER_PROFILES}; the committed profiles are "
+                        f"{COMMITTED_PROFILES})")
+    _where_options(p)
+    p.set_defaults(handler=cmd_profile)
 
     p = commands.add_parser(
         "robustness", help="accuracy under rotation, stroke thickness, scale, shift, noise; on MNIST; on pen strokes",
@@ -891,6 +952,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robustness", type=Path, nargs="+", metavar="JSONL",
                    help=f"records of `edge-emnist robustness` for the robustness curves, table and column (default: "
                         f"{COMMITTED_ROBUSTNESS} where it exists; yours: {USER_ROBUSTNESS})")
+    p.add_argument("--profiles", type=Path, nargs="+", metavar="JSONL",
+                   help=f"records of `edge-emnist profile` for the per-operator section (default: "
+                        f"{COMMITTED_PROFILES} where it exists; yours: {USER_PROFILES})")
     p.set_defaults(handler=cmd_report)
 
     p = commands.add_parser("pick", help="choose the artifact to ship from measurements on a target, with reasons",
@@ -926,7 +990,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     args = build_parser().parse_args(argv)
     if args.verbose:
-        from edge_emnist.bench.runtimes import VERBOSE_ENV
+        from edge_emnist.device.runtimes import VERBOSE_ENV
 
         os.environ[VERBOSE_ENV] = "1"  # before any stage imports TensorFlow or opens a runtime
     if getattr(args, "no_download", False):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from edge_emnist.bench.qemu import EMULATED_CPUS, missing, tools_dir
-from edge_emnist.bench.runner import host_description, isa_tier
+from edge_emnist.device.runner import host_description, isa_tier
+from edge_emnist.targets.qemu import EMULATED_CPUS, missing, tools_dir
 
 # What the int8-relevant ISA tier means for the artifacts this project makes.
 INT8_NOTES = {

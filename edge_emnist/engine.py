@@ -47,7 +47,7 @@ def installed_backends() -> list[str]:
 
 def default_backend() -> str:
     """The first installed backend on a GPU machine; TensorFlow (the fastest on a CPU) on one without."""
-    from edge_emnist.bench.runner import gpu_names  # nvidia-smi: no backend import needed to ask
+    from edge_emnist.device.runner import gpu_names  # nvidia-smi: no backend import needed to ask
 
     installed = installed_backends()
     if not gpu_names() and "tensorflow" in installed:
@@ -175,7 +175,7 @@ def batch_multiple(backend: str, replicas: int) -> int:
 
 def device_description(keras, backend: str) -> dict:
     """What trained a run: recorded in metrics.json so every figure says where it came from."""
-    from edge_emnist.bench.runner import host_description  # numpy only
+    from edge_emnist.device.runner import host_description  # numpy only
 
     host = host_description()
     versions = {"keras": keras.__version__, "backend": backend}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edge_emnist.bench.formats import FORMATS
+from edge_emnist.device.formats import FORMATS
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, folder_lock
 from edge_emnist.train import clock
@@ -210,7 +210,7 @@ class Pipeline:
                                            card_dirs=[self.exported]))}
 
     def _pick(self) -> dict:
-        from edge_emnist.export.card import card_path
+        from edge_emnist.device.cards import card_path
         from edge_emnist.report.pick import Constraints, pick
         from edge_emnist.report.results import load_records
 

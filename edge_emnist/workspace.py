@@ -12,8 +12,10 @@ USER_EXPORTS = WORKSPACE / "exported"
 USER_RESULTS = WORKSPACE / "bench.jsonl"
 USER_REPORT = WORKSPACE / "report"
 USER_ROBUSTNESS = WORKSPACE / "robustness.jsonl"
+USER_PROFILES = WORKSPACE / "profiles.jsonl"
 
 SHIPPED_EXPORTS = Path("exported")
 COMMITTED_RESULTS = Path("benchmarks/results/bench.jsonl")
 COMMITTED_REPORT = Path("benchmarks/report")
 COMMITTED_ROBUSTNESS = Path("benchmarks/results/robustness.jsonl")
+COMMITTED_PROFILES = Path("benchmarks/results/profiles.jsonl")

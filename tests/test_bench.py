@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_emnist.bench import runner as runner_module
-from edge_emnist.bench.machines import SshMachine
 from edge_emnist.bench.suite import BenchOptions, bench, yardstick_check
 from edge_emnist.cli import main
 from edge_emnist.data.registry import get_dataset
+from edge_emnist.device import RUNNER_FILES
+from edge_emnist.device import runner as runner_module
 from edge_emnist.export.artifacts import ExportOptions, export_run
 from edge_emnist.report.pareto import knee, pareto_front
+from edge_emnist.targets.machines import SshMachine
 from edge_emnist.train import TrainConfig, train
 from tests.conftest import write_tiny
 
@@ -64,8 +65,8 @@ def test_bench_records_every_setting(artifacts, tmp_path):
 def test_litert_gpu_runs_through_compiled_model_or_says_why_not(artifacts, tmp_path):
     """LiteRT's GPU runtime is CompiledModel with the GPU accelerator; the same adapter on the CPU gives the
     interpreter's answers exactly, and where no GPU can start the runtime is a skipped record with the reason."""
-    from edge_emnist.bench import runner as runner_module
-    from edge_emnist.bench.runtimes import LiteRTCompiled, LiteRTModel, open_artifact, unavailable_reason
+    from edge_emnist.device import runner as runner_module
+    from edge_emnist.device.runtimes import LiteRTCompiled, LiteRTModel, open_artifact, unavailable_reason
 
     _, paths = artifacts
     tflite = [p for p in paths if p.suffix == ".tflite"]
@@ -137,12 +138,12 @@ def test_report_and_pick(artifacts, tmp_path, capsys):
 
 
 def test_runner_alone_then_import(artifacts, tmp_path, capsys):
-    """The device path: runner.py, runtimes.py and formats.py copied somewhere, no edge_emnist importable."""
+    """The device path: the RUNNER_FILES copied somewhere, no edge_emnist importable."""
     _, paths = artifacts
     device = tmp_path / "device"
     device.mkdir()
-    for name in ("runner.py", "runtimes.py", "formats.py"):
-        shutil.copy(runner_module.__file__.replace("runner.py", name), device / name)
+    for path in RUNNER_FILES:
+        shutil.copy(path, device / path.name)
     tflite = next(p for p in paths if p.name.endswith("int8.tflite"))
     out = device / "out.json"
     script = ("import sys; sys.modules['edge_emnist'] = None; sys.path.insert(0, '.'); "
@@ -152,6 +153,11 @@ def test_runner_alone_then_import(artifacts, tmp_path, capsys):
     assert done.returncode == 0, done.stderr
     payload = json.loads(out.read_text())
     assert payload["records"][0]["accuracy"] is None and payload["host"]["machine"]
+    done = subprocess.run([sys.executable, "-c", script, str(tflite), "--profile", "--runs", "5", "--warmup", "1",
+                           "--json", str(device / "profile.json")], cwd=device, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (profiled,) = json.loads((device / "profile.json").read_text())["records"]
+    assert profiled["kind"] == "profile" and profiled["operators"]
 
     results = tmp_path / "bench.jsonl"
     assert main(["bench", "--import", str(out), "--target", "arm:pi5", "--results", str(results)]) == 0
@@ -265,6 +271,9 @@ def test_ssh_failures_are_one_line(artifacts, sshd, tmp_path, capsys):
     (["bench", "--runtime", "tpu", "x.tflite"], "unknown runtime 'tpu'"),
     (["bench"], "give artifacts to measure"),
     (["bench", "--import", "pyproject.toml"], "is not a runner result"),
+    (["profile", "missing.tflite"], "no artifact at missing.tflite"),
+    (["profile", "x.tflite", "--runtime", "tpu"], "unknown runtime 'tpu'"),
+    (["profile", "pyproject.toml"], "not a .tflite or .onnx artifact"),
     (["report", "--results", "nothing.jsonl"], "no benchmark results at nothing.jsonl"),
 ])
 def test_bad_bench_input_is_one_line(argv, message, capsys, monkeypatch, tmp_path):
@@ -278,7 +287,8 @@ def test_bad_bench_input_is_one_line(argv, message, capsys, monkeypatch, tmp_pat
 
 def test_corrupt_results_line(tmp_path, capsys):
     results = tmp_path / "bench.jsonl"
-    results.write_text('{"a": 1}\nnot json\n{"b": 2}\n')
+    good = json.dumps({"schema": 2, "runtime": "ort-cuda", "skipped": "no GPU"})
+    results.write_text(f"{good}\nnot json\n{good}\n")
     assert main(["pick", "--results", str(results)]) == 2
     assert f"{results}:2 is not a JSON record" in capsys.readouterr().err
 
@@ -288,12 +298,58 @@ def test_a_torn_last_line_is_skipped_and_cut_off_by_the_next_append(tmp_path, ca
     from edge_emnist.io import append_jsonl
     from edge_emnist.report.results import load_records
 
+    a, b, d = ({"schema": 2, "runtime": name, "skipped": "no GPU"} for name in ("a", "b", "d"))
     results = tmp_path / "bench.jsonl"
-    results.write_text('{"a": 1}\n{"b": 2}\n{"c": 3, "lat')
-    assert load_records([results]) == [{"a": 1}, {"b": 2}]
+    results.write_text(f'{json.dumps(a)}\n{json.dumps(b)}\n{{"c": 3, "lat')
+    assert load_records([results]) == [a, b]
     assert "skipped a torn last line" in capsys.readouterr().err
-    append_jsonl(results, [{"d": 4}])
-    assert results.read_text() == '{"a": 1}\n{"b": 2}\n{"d": 4}\n'
+    append_jsonl(results, [d])
+    assert results.read_text() == "".join(json.dumps(r) + "\n" for r in (a, b, d))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"schema": 9}, "schema 9 is not one this version reads"),
+    ({"latency": {"p50_ms": 0.1}}, "latency lacks one of"),
+    ({"batch": 0}, "batch 0 is not a positive integer"),
+    ({"accuracy": 87.3}, "accuracy 87.3 is outside"),
+    ({"size_bytes": None}, "a measured record without size_bytes"),
+    ({"kind": "profile"}, "a profile record without operators, total_ms"),
+    ({"kind": "weather"}, "unknown record kind 'weather'"),
+])
+def test_a_record_that_breaks_the_schema_is_named_with_its_line(change, message, tmp_path, capsys):
+    """Every reader checks records before trusting them (device.records): a hand-edited or foreign line is
+    refused with its line number and what is wrong, never read as a zero or a crash later."""
+    good = {"schema": 2, "artifact": "m.tflite", "runtime": "litert", "settings": {"threads": 1}, "batch": 1,
+            "accuracy": 0.87, "size_bytes": 10, "gzip_bytes": 9,
+            "latency": {"p50_ms": 0.1, "p90_ms": 0.1, "p99_ms": 0.2, "mean_ms": 0.1, "runs": 10}}
+    from edge_emnist.device.records import problem
+
+    assert problem(good) is None
+    results = tmp_path / "bench.jsonl"
+    results.write_text(json.dumps(good) + "\n" + json.dumps({**good, **change}) + "\n")
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "report")]) == 2
+    assert f"{results}:2 is not a result record: {message}" in capsys.readouterr().err
+
+
+def test_layers_import_nothing_above_them():
+    """The device layer (runner, runtimes, the table, records, cards) imports only errors, so it ships to devices
+    and both export and bench build on it; export and bench never import each other."""
+    import ast
+
+    import edge_emnist
+
+    root = Path(edge_emnist.__file__).parent
+    imports: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root).parts
+        layer = parts[0] if len(parts) > 1 else path.stem
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edge_emnist."):
+                imports.setdefault(layer, set()).add(node.module.split(".")[1])
+    assert imports["device"] <= {"device", "errors"}
+    assert imports["targets"] <= {"targets", "device", "errors"}
+    assert imports["data"] <= {"data", "errors", "io"}
+    assert "export" not in imports["bench"] and "bench" not in imports["export"]
 
 
 def test_pareto_front_and_knee():
@@ -426,8 +482,8 @@ def test_measurements_of_an_earlier_export_are_superseded(tmp_path):
 
 
 def test_one_table_drives_the_cli_choices_and_the_dispatch():
-    from edge_emnist.bench import formats
     from edge_emnist.cli import build_parser
+    from edge_emnist.device import formats
 
     export = build_parser()._subparsers._group_actions[0].choices["export"]
     choices = {a.dest: a.choices for a in export._actions if a.choices}
@@ -440,7 +496,7 @@ def test_one_table_drives_the_cli_choices_and_the_dispatch():
 def test_bench_on_an_emulated_arm_core(artifacts, tmp_path, capsys):
     """`bench --target qemu-aarch64:cortex-a76`: the runner on ARM's kernels; its accuracy counts (the report's
     per-target table), its latency is QEMU's (pick never uses it)."""
-    from edge_emnist.bench.qemu import missing
+    from edge_emnist.targets.qemu import missing
 
     target = "qemu-aarch64:cortex-a76"
     if missing(target):
@@ -472,3 +528,50 @@ def test_bench_and_report_write_to_the_workspace_by_default(artifacts, tmp_path,
     assert (tmp_path / "runs" / "bench.jsonl").exists() and not (tmp_path / "benchmarks").exists()
     assert main(["report", "--results", "runs/bench.jsonl", "--exported", str(root / "exported")]) == 0
     assert (tmp_path / "runs" / "report" / "report.md").exists() and not (tmp_path / "benchmarks").exists()
+
+
+def test_profile_times_every_operator_and_the_report_shows_where_the_time_goes(artifacts, tmp_path, capsys):
+    """`edge-emnist profile`: every LiteRT operator timed alone (and which kernel ran it), every ONNX Runtime node
+    through ORT's profiler (and its provider); a runtime without a profiler or a machine says why; `report
+    --profiles` draws the shares and lists what ran outside the accelerated path."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    root, paths = artifacts
+    results = tmp_path / "profiles.jsonl"
+    assert main(["profile", str(root / "exported"), "--runtime", "litert,ort,litert-gpu", "--runs", "20",
+                 "--warmup", "2", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "whole inference" in out and "CONV_2D" in out and "QLinearConv" in out
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    profiles = {r["artifact"]: r for r in records if r.get("kind") == "profile"}
+    assert set(profiles) == {p.name for p in paths}
+    for path in paths:
+        record = profiles[path.name]
+        assert record["artifact_sha256"] == runner_module.sha256_file(path) and record["target"].startswith("cpu:")
+        assert record["total_ms"] > 0 and all(op["ms"] > 0 for op in record["operators"])
+        if path.suffix == ".tflite":
+            ops = Interpreter(model_path=str(path))._get_ops_details()
+            assert sorted(op["op"] for op in record["operators"]) == sorted(op["op_name"] for op in ops)
+            assert {op["kernel"] for op in record["operators"]} <= {"XNNPACK", "builtin"}
+        else:
+            assert {op["provider"] for op in record["operators"]} == {"CPUExecutionProvider"}
+    int8_onnx = next(r for name, r in profiles.items() if name.endswith("int8.onnx"))
+    assert "QLinearConv" in {op["op"] for op in int8_onnx["operators"]}
+    gpu = [r for r in records if r["runtime"] == "litert-gpu"]
+    assert gpu and all(r.get("skipped") or r.get("kind") == "profile" for r in gpu)
+
+    report = tmp_path / "report"
+    assert main(["report", "--results", str(results), "--profiles", str(results), "--out", str(report),
+                 "--exported", str(root / "exported")]) == 0
+    text = (report / "report.md").read_text()
+    assert "## Where the time goes" in text and "CONV_2D" in text
+    slug = records[0]["target"].replace(":", "-")
+    assert (report / f"profile-{slug}.png").stat().st_size > 1000
+
+
+def test_a_runtime_without_an_operator_profiler_says_so(artifacts):
+    from edge_emnist.device.profiles import ProfileUnavailable, profile
+
+    _, paths = artifacts
+    with pytest.raises(ProfileUnavailable, match="litert-gpu has no per-operator profiler"):
+        profile(next(p for p in paths if p.suffix == ".tflite"), "litert-gpu")

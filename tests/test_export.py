@@ -101,7 +101,7 @@ def test_failed_parity_leaves_nothing(tiny_run, tmp_path, monkeypatch):
 
 
 def test_a_refused_artifact_is_recorded_and_the_others_go_on(tiny_run, tmp_path, monkeypatch, capsys):
-    from edge_emnist.export.card import read_refusals
+    from edge_emnist.device.cards import read_refusals
 
     run, data, _ = tiny_run
     monkeypatch.setitem(PARITY_BAR, "int8", 1.01)
@@ -121,7 +121,7 @@ def test_quantized_onnx_is_all_uint8_and_cpu_independent(tiny_run, tmp_path):
     uint8 tensors the fused int8 graph answers as the unfused one (float math between Q/DQ) does, on any CPU."""
     import onnx
 
-    from edge_emnist.bench.runtimes import OrtModel
+    from edge_emnist.device.runtimes import OrtModel
     from edge_emnist.export.onnx_unsigned import eight_bit_types
 
     run, data, (images, _) = tiny_run
@@ -139,7 +139,7 @@ def test_to_unsigned_changes_no_answer(tiny_run, tmp_path, monkeypatch):
     """The uint8 rewrite is exact: the same graph with int8 tensors gives bit-identical outputs."""
     import onnx
 
-    from edge_emnist.bench.runtimes import OrtModel
+    from edge_emnist.device.runtimes import OrtModel
     from edge_emnist.export import artifacts
     from edge_emnist.export import onnx as onnx_export
     from edge_emnist.export.onnx_unsigned import to_unsigned
@@ -167,9 +167,9 @@ def test_to_unsigned_changes_no_answer(tiny_run, tmp_path, monkeypatch):
 
 def test_card_names_its_artifact_by_sha256_and_a_crash_between_the_two_is_detected(tiny_run, tmp_path,
                                                                                      monkeypatch):
-    from edge_emnist.bench.runner import sha256_file
+    from edge_emnist.device.cards import card_path
+    from edge_emnist.device.runner import sha256_file
     from edge_emnist.export.artifacts import artifact_is_current
-    from edge_emnist.export.card import card_path
 
     run, data, _ = tiny_run
     options = ExportOptions(quantize="none", formats=("onnx",), out_dir=tmp_path)

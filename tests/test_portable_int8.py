@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_emnist.bench.qemu import emulated_predictions, missing
-from edge_emnist.bench.runtimes import OrtModel, accuracy, open_artifact
 from edge_emnist.data import load_dataset
-from edge_emnist.export.card import card_path
+from edge_emnist.device.cards import card_path
+from edge_emnist.device.runtimes import OrtModel, accuracy, open_artifact
+from edge_emnist.targets.qemu import emulated_predictions, missing
 
 EXPORTED = Path(__file__).resolve().parents[1] / "exported"
 QUANTIZED = sorted(p for p in EXPORTED.glob("*.onnx") if not p.name.startswith(".")

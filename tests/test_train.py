@@ -275,7 +275,7 @@ def test_default_backend_is_the_fastest_for_the_machine(monkeypatch):
     """TensorFlow on a CPU (measured fastest there: benchmarks/train_step.md); the first installed of jax, torch,
     tensorflow where nvidia-smi names a GPU."""
     from edge_emnist import engine
-    from edge_emnist.bench import runner
+    from edge_emnist.device import runner
 
     monkeypatch.setattr(engine, "installed_backends", lambda: ["jax", "torch", "tensorflow"])
     monkeypatch.setattr(runner, "gpu_names", lambda: [])

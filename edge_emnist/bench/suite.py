@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edge_emnist.bench.formats import CPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for
-from edge_emnist.bench.machines import LocalMachine, SshMachine
-from edge_emnist.bench.runner import BUSY_SPREAD, SCHEMA_VERSION, gpu_target
+from edge_emnist.device.cards import read_card
+from edge_emnist.device.formats import CPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for
+from edge_emnist.device.records import BUSY_SPREAD, SCHEMA_VERSION
+from edge_emnist.device.runner import gpu_target
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.export.card import card_path
 from edge_emnist.io import append_jsonl, check_writable
+from edge_emnist.targets.machines import LocalMachine, SshMachine
 from edge_emnist.workspace import USER_RESULTS
 
 YARDSTICK_TOLERANCE = 0.10
@@ -41,6 +42,7 @@ class BenchOptions:
     target: str | None = None  # a label for where this ran (default: cpu:<hostname>-<ISA tier>)
     test_images: int | None = None  # accuracy on the first N test images only (emulated targets are slow)
     results: Path = USER_RESULTS
+    profile: bool = False  # time every operator at batch 1 instead (device.profiles): `profile` records
 
     def validate(self) -> None:
         unknown = [r for r in self.runtimes if r not in RUNTIMES]
@@ -52,11 +54,6 @@ class BenchOptions:
             raise EdgeEmnistError("--runs must be at least 1 (the headline figures want 1000 or more)")
         if min(self.threads) < 1 or min(self.batches) < 1:
             raise EdgeEmnistError("threads and batch sizes must be positive")
-
-
-def read_card(artifact: Path) -> dict:
-    card = card_path(artifact)
-    return json.loads(card.read_text()) if card.exists() else {}
 
 
 def _test_data(cards: list[dict], data_dir, cache_dir, scratch: Path, limit: int | None = None) -> dict[str, Path]:
@@ -79,6 +76,8 @@ def runner_argv(model: str, threads: int, options: BenchOptions, data: str | Non
         argv += ["--runtime", ",".join(runtimes)]
     if not options.xnnpack:
         argv.append("--no-xnnpack")
+    if options.profile:
+        argv.append("--profile")
     return argv + (["--data", data] if data else [])
 
 
@@ -115,16 +114,17 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
         if artifact.suffix not in RUNTIME_OF_SUFFIX:
             raise EdgeEmnistError(f"{artifact}: not a {' or '.join(RUNTIME_OF_SUFFIX)} artifact")
     machine = machine or LocalMachine()
-    cards = {a: read_card(a) for a in artifacts}
+    cards = {a: read_card(a) or {} for a in artifacts}
     session = time.strftime("%Y%m%dT%H%M%S")
     jobs = [(a, t) for a in artifacts for t in options.threads if runtimes_for(a.suffix, options.runtimes)]
     said_skipped: set[str] = set()
     records: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch, machine:
         data = (_test_data(list(cards.values()), data_dir, cache_dir, Path(scratch), options.test_images)
-                if options.accuracy else {})
+                if options.accuracy and not options.profile else {})
         placed = machine.place(sorted({a for a, _ in jobs}) + list(data.values()))
-        for artifact, threads in tqdm(jobs, desc="bench", unit="setting", disable=not jobs):
+        for artifact, threads in tqdm(jobs, desc="profile" if options.profile else "bench", unit="setting",
+                                      disable=not jobs):
             card = cards[artifact]
             dataset = data.get(card.get("dataset"))
             try:
@@ -155,7 +155,8 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                 log(f"failed {artifact.name} ({threads} threads): {failed['failed']}")
                 failed["host"] = host
                 found.append(failed)
-            if options.yardstick and "litert" in options.runtimes and artifact.suffix == ".tflite" and options.xnnpack:
+            timed = options.yardstick and not options.profile and options.xnnpack
+            if timed and "litert" in options.runtimes and artifact.suffix == ".tflite":
                 theirs = machine.litert_benchmark(placed[artifact], threads, options.runs, options.warmup)
                 for record in found:
                     if theirs and record["batch"] == 1 and record["runtime"] == "litert":

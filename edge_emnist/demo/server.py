@@ -20,11 +20,11 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from edge_emnist.bench.runner import sha256_file
 from edge_emnist.data.classes import class_groups
 from edge_emnist.demo.preprocess import preprocess
+from edge_emnist.device.cards import card_path
+from edge_emnist.device.runner import sha256_file
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.export.card import card_path
 
 WEB = Path(__file__).with_name("web")
 PAGE_FILES = {"index.html", "app.mjs", "preprocess.mjs", "style.css"}

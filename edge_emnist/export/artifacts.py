@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.bench.formats import FORMATS, QUANTIZATIONS, RUNTIME_OF_SUFFIX
-from edge_emnist.bench.runner import host_description
-from edge_emnist.bench.runtimes import LiteRTModel, OrtModel, accuracy, file_sizes, open_artifact
 from edge_emnist.data import load_dataset
 from edge_emnist.data.download import sha256_of
+from edge_emnist.device.cards import REFUSED, card_path, read_card, read_refusals
+from edge_emnist.device.formats import FORMATS, QUANTIZATIONS, RUNTIME_OF_SUFFIX
+from edge_emnist.device.runner import host_description
+from edge_emnist.device.runtimes import LiteRTModel, OrtModel, accuracy, file_sizes, open_artifact
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export import card as cards
-from edge_emnist.export.card import REFUSED
 from edge_emnist.export.onnx import to_onnx, to_onnx_qat
 from edge_emnist.export.tflite import IO_TYPES, to_tflite
 from edge_emnist.io import append_jsonl, atomic_path, check_writable
@@ -48,7 +48,7 @@ class ExportOptions:
     out_dir: Path = USER_EXPORTS
     eval_batch: int = 256
     force: bool = False  # replace an artifact made from other weights
-    check_on: tuple[str, ...] = ()  # emulated CPUs (bench.qemu.EMULATED_CPUS) to check the answers on as well
+    check_on: tuple[str, ...] = ()  # emulated CPUs (targets.qemu.EMULATED_CPUS) to check the answers on as well
     check_images: int = 2000  # test images per emulated check (emulation is 10-100x slower than native)
 
     def validate(self, run: Run) -> None:
@@ -61,7 +61,7 @@ class ExportOptions:
             raise EdgeEmnistError(f"--io must be one of {', '.join(IO_TYPES)}")
         if self.calibration_size < 1:
             raise EdgeEmnistError("--calibration-size must be at least 1")
-        from edge_emnist.bench.qemu import EMULATED_CPUS, missing
+        from edge_emnist.targets.qemu import EMULATED_CPUS, missing
 
         for name in self.check_on:
             if name not in EMULATED_CPUS:
@@ -154,14 +154,6 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def read_card(artifact: Path) -> dict | None:
-    """The artifact's card, or None where it is missing or unreadable."""
-    try:
-        return json.loads(cards.card_path(artifact).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def artifact_is_current(artifact: Path, card: dict | None = None) -> bool:
     """True when the card beside `artifact` describes this very file (its sha256 matches)."""
     card = card if card is not None else read_card(artifact)
@@ -181,9 +173,9 @@ def _guard_overwrite(path: Path, weights_sha256: str, options: ExportOptions) ->
 
 def _forget_refusal(out_dir: Path, name: str) -> None:
     path = out_dir / REFUSED
-    if not any(r.get("artifact") == name for r in cards.read_refusals(out_dir)):
+    if not any(r.get("artifact") == name for r in read_refusals(out_dir)):
         return
-    kept = [r for r in cards.read_refusals(out_dir) if r.get("artifact") != name]
+    kept = [r for r in read_refusals(out_dir) if r.get("artifact") != name]
     with atomic_path(path) as tmp:
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
 
@@ -274,7 +266,7 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
             log(f"refused: {error}")
             continue
         # the artifact is in place; its card, published now, is the proof that it is complete
-        with atomic_path(cards.card_path(path)) as card_tmp:
+        with atomic_path(card_path(path)) as card_tmp:
             card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
         _forget_refusal(options.out_dir, path.name)
         acc = card["accuracy"]
@@ -287,7 +279,7 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
 
 def _emulated_check(artifact: Path, target: str, test, reference: np.ndarray, options: ExportOptions) -> dict:
     """The artifact's answers on the first images of the test split, computed under an emulated CPU."""
-    from edge_emnist.bench.qemu import emulated_predictions
+    from edge_emnist.targets.qemu import emulated_predictions
 
     n = min(options.check_images, len(test.labels))
     probabilities, host = emulated_predictions(artifact, test.images[:n], test.labels[:n], target)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import platform
-from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.bench.runtimes import package_versions
 from edge_emnist.data.classes import class_groups
 from edge_emnist.data.registry import DatasetSpec
+from edge_emnist.device.runtimes import package_versions
 
 TOOLS = ("edge-emnist", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "tf2onnx",
          "onnx", "onnxruntime", "numpy")
@@ -21,32 +20,8 @@ PREPROCESSING = (
 )
 
 
-REFUSED = "refused.jsonl"  # in an export folder: the artifacts that missed their parity bar, with the numbers
-
-
-def read_refusals(folder: Path) -> list[dict]:
-    """The refusals recorded in an export folder (the latest per artifact name; a torn line is skipped)."""
-    import json
-
-    path = Path(folder) / REFUSED
-    found: dict[str, dict] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            found[record.get("artifact")] = record
-    return list(found.values())
-
-
 def tool_versions() -> dict[str, str | None]:
     return {"python": platform.python_version(), **package_versions(TOOLS)}
-
-
-def card_path(artifact: Path) -> Path:
-    """model.tflite -> model.tflite.json"""
-    return artifact.with_name(artifact.name + ".json")
 
 
 def tensor_spec(name: str, shape, dtype: np.dtype, quantization: tuple[float, int] | None) -> dict:

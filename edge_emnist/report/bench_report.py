@@ -7,9 +7,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_emnist.export.card import read_refusals
+from edge_emnist.device.cards import read_refusals
 from edge_emnist.io import atomic_path, save_figure
-from edge_emnist.report import robustness
+from edge_emnist.report import profiles, robustness
 from edge_emnist.report.pareto import knee, pareto_front
 from edge_emnist.report.results import candidates, drop_superseded, failed, latest, skipped
 from edge_emnist.report.summary import HEADERS as SUMMARY_HEADERS
@@ -171,7 +171,8 @@ def _refused_section(card_dirs: Sequence[Path]) -> list[str]:
 
 
 def write_report(records: list[dict], out_dir: Path, command: str = "",
-                 card_dirs: Sequence[Path] = (Path("exported"),), robustness_records: Sequence[dict] = ()) -> Path:
+                 card_dirs: Sequence[Path] = (Path("exported"),), robustness_records: Sequence[dict] = (),
+                 profile_records: Sequence[dict] = ()) -> Path:
     records, replaced = drop_superseded(records, card_dirs)  # measurements of files exported again since
     robust = robustness.current(list(robustness_records), card_dirs)
     current = latest(records)
@@ -206,6 +207,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
         ]
     lines += _accuracy_by_target(records)
     lines += robustness.section(robust, out_dir)
+    lines += profiles.section(profile_records, out_dir, card_dirs)
     gone = skipped(records)
     if gone:
         lines += ["## Skipped targets", ""] + [f"- {r['runtime']}: {r['skipped']}" for r in gone] + [""]

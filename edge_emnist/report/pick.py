@@ -62,7 +62,7 @@ class Constraints:
 
 def stale_reason(record: dict, artifact_dirs: Sequence[Path]) -> str | None:
     """Why a measurement no longer describes a shippable file: the artifact is gone, or it changed since."""
-    from edge_emnist.bench.runner import sha256_file
+    from edge_emnist.device.runner import sha256_file
 
     found = next((Path(d) / record["artifact"] for d in artifact_dirs if (Path(d) / record["artifact"]).is_file()),
                  None)

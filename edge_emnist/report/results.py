@@ -9,8 +9,11 @@ from edge_emnist.errors import EdgeEmnistError
 
 
 def load_records(paths: list[Path], warn=None) -> list[dict]:
-    """Every record of the JSONL files. A torn last line (a crash mid-append) is skipped with a warning; a bad
-    line anywhere else means the file is not a results file."""
+    """Every record of the JSONL files, each checked against the record schema (device.records). A torn last
+    line (a crash mid-append) is skipped with a warning; a bad line anywhere else means the file is not a
+    results file."""
+    from edge_emnist.device.records import problem
+
     records = []
     for path in paths:
         if not path.exists():
@@ -19,13 +22,17 @@ def load_records(paths: list[Path], warn=None) -> list[dict]:
         for number, line in enumerate(lines, 1):
             if line.strip():
                 try:
-                    records.append(upgrade(json.loads(line)))
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     if number == len(lines):
                         (warn or _stderr)(f"warning: {path}:{number}: skipped a torn last line (an interrupted "
                                           "write); the next `bench` append cuts it off")
                         continue
                     raise EdgeEmnistError(f"{path}:{number} is not a JSON record") from None
+                wrong = problem(record)
+                if wrong:
+                    raise EdgeEmnistError(f"{path}:{number} is not a result record: {wrong}")
+                records.append(upgrade(record))
     return records
 
 
@@ -38,7 +45,7 @@ def _stderr(line: str) -> None:
 def upgrade(record: dict) -> dict:
     """Schema-1 records named a local CPU target by hostname only ("cpu:vm"), which cloud machines share
     whatever their CPU; give them the ISA tier their own host description shows, as schema 2 does."""
-    from edge_emnist.bench.runner import isa_tier
+    from edge_emnist.device.runner import isa_tier
 
     host = record.get("host")
     target = record.get("target") or ""
@@ -57,7 +64,7 @@ def latest(records: list[dict]) -> list[dict]:
     """A setting measured twice keeps its most recent record (files are appended in time order)."""
     chosen: dict[tuple, dict] = {}
     for record in records:
-        if not record.get("skipped") and not record.get("failed"):
+        if not record.get("skipped") and not record.get("failed") and not record.get("kind"):  # no profiles
             chosen[setting_key(record)] = record
     return list(chosen.values())
 
@@ -129,21 +136,13 @@ def superseded(record: dict, card: dict | None) -> bool:
 
 def drop_superseded(records: list[dict], card_dirs) -> tuple[list[dict], list[dict]]:
     """(current records, superseded ones), judged by the cards found in `card_dirs` (searched in order)."""
-    import json
+    from edge_emnist.device.cards import find_card
 
     cards: dict[str, dict | None] = {}
 
     def card_of(name: str) -> dict | None:
         if name not in cards:
-            cards[name] = None
-            for folder in card_dirs:
-                path = Path(folder) / f"{name}.json"
-                if path.exists():
-                    try:
-                        cards[name] = json.loads(path.read_text())
-                    except ValueError:
-                        pass
-                    break
+            cards[name] = find_card(name, card_dirs)
         return cards[name]
 
     kept, gone = [], []

@@ -15,7 +15,7 @@ from edge_emnist.robustness.conditions import DEFAULT_CONDITIONS, FAMILIES
 def current(records: list[dict], card_dirs: Sequence[Path] = ()) -> dict[str, dict]:
     """The latest robustness record of every artifact, left out where the artifact's card now names other bytes
     (it was exported again since: measure again)."""
-    from edge_emnist.report.summary import _card
+    from edge_emnist.device.cards import find_card
 
     chosen: dict[str, dict] = {}
     for record in records:
@@ -23,7 +23,7 @@ def current(records: list[dict], card_dirs: Sequence[Path] = ()) -> dict[str, di
             chosen[record["artifact"]] = record
     if card_dirs:
         for name, record in list(chosen.items()):
-            card = _card(name, card_dirs)
+            card = find_card(name, card_dirs) or {}
             if card.get("sha256") and card["sha256"] != record.get("artifact_sha256"):
                 del chosen[name]
     return chosen

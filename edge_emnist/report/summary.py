@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_emnist.export.card import card_path
+from edge_emnist.device.cards import find_card
 from edge_emnist.report.results import candidates
 from edge_emnist.report.robustness import of as robust_of
 
@@ -46,15 +46,6 @@ def _size(record: dict | None) -> str:
     return f"{record['size_bytes'] / 1024:,.0f} ({record['gzip_bytes'] / 1024:,.0f})" if record else "-"
 
 
-def _card(artifact: str, card_dirs: Sequence[Path]) -> dict:
-    """The first card found: measured artifacts too big to ship keep their cards outside exported/."""
-    for folder in card_dirs:
-        card = _read_json(card_path(folder / artifact))
-        if card:
-            return card
-    return {}
-
-
 def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (Path("exported"),),
                  robustness: dict[str, dict] | None = None) -> list[list[str]]:
     """Rows for HEADERS; the int8 column is the most accurate int8 artifact measured (PTQ, QAT or pruned);
@@ -77,7 +68,7 @@ def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (
         best_int8 = max(int8, key=lambda s: max(x["accuracy"] for x in by_stem[s].values())) if int8 else None
         f, q = by_stem.get(best_fp32, {}), by_stem.get(best_int8, {})
         f_any, q_any = f.get("litert") or f.get("ort"), q.get("litert") or q.get("ort")
-        card = _card(f_any["artifact"], card_dirs) if f_any else {}
+        card = find_card(f_any["artifact"], card_dirs) or {} if f_any else {}
         model, training = card.get("model") or {}, _training(card)
         params = model.get("trainable_params") or training.get("trainable_params")
         rows.append([

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edge_emnist.bench.formats import RUNTIME_OF_SUFFIX
-from edge_emnist.bench.runtimes import open_artifact
 from edge_emnist.data import load_dataset
 from edge_emnist.data.classes import class_groups, class_index, restrict
+from edge_emnist.device.cards import read_card
+from edge_emnist.device.formats import RUNTIME_OF_SUFFIX
+from edge_emnist.device.runtimes import open_artifact
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import append_jsonl, check_writable
 from edge_emnist.robustness.conditions import DEFAULT_CONDITIONS, FAMILIES, transformed
@@ -26,19 +27,6 @@ from edge_emnist.robustness.strokes import stroke_images
 
 SCHEMA_VERSION = 1
 STROKES_PER_LABEL = 20
-
-
-def _read_card(artifact: Path) -> dict:
-    import json
-
-    from edge_emnist.export.card import card_path
-
-    path = card_path(artifact)
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise EdgeEmnistError(f"{artifact}: no readable model card at {path} (its labels say what each output "
-                              "means)") from None
 
 
 def test_sample(dataset: str, count: int, seed: int, data_dir, cache_dir) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +78,8 @@ def robust_accuracy(conditions: list[dict]) -> float | None:
 def evaluate(artifacts: list[Path], *, images: int = 2000, mnist_images: int = 10_000, seed: int = 0, threads: int = 2,
              results: Path, data_dir=None, cache_dir=None, log: Callable[[str], None] = print) -> list[dict]:
     """One record per artifact, appended to `results` as each artifact finishes."""
-    from edge_emnist.bench.machines import LocalMachine
-    from edge_emnist.bench.runner import host_description, sha256_file
+    from edge_emnist.device.runner import host_description, sha256_file
+    from edge_emnist.targets.machines import LocalMachine
 
     if min(images, mnist_images) < 100:
         raise EdgeEmnistError("--images and --mnist-images must be at least 100 (fewer make a 1-point difference "
@@ -101,7 +89,7 @@ def evaluate(artifacts: list[Path], *, images: int = 2000, mnist_images: int = 1
             raise EdgeEmnistError(f"no artifact at {artifact}")
         if artifact.suffix not in RUNTIME_OF_SUFFIX:
             raise EdgeEmnistError(f"{artifact}: not a {' or '.join(RUNTIME_OF_SUFFIX)} artifact")
-    cards = {a: _read_card(a) for a in artifacts}
+    cards = {a: read_card(a, required=True) for a in artifacts}
     check_writable(Path(results).parent)
     host = host_description()
     target = LocalMachine.label(host)

@@ -1,9 +1,9 @@
 """Measure one artifact on this machine: latency, throughput, accuracy, memory, and what the machine is.
 
-Self-contained on purpose: it needs Python 3.9+, numpy and ai-edge-litert or onnxruntime, plus runtimes.py
-and formats.py beside it. `edge-emnist bench` runs it in a fresh process per setting (so peak memory is the
-setting's own) and copies the three to devices over SSH; on a device without SSH (Android under Termux) run it
-by hand:
+Self-contained on purpose: it needs Python 3.9+, numpy and ai-edge-litert or onnxruntime, plus the other
+files of `edge_emnist.device.RUNNER_FILES` beside it. `edge-emnist bench` runs it in a fresh process per
+setting (so peak memory is the setting's own) and copies those files to devices over SSH; on a device
+without SSH (Android under Termux) copy them and run it by hand:
 
     python runner.py model.tflite --threads 1,2 --batch 1,32 --json out.json
     edge-emnist bench --import out.json        # back on the workstation
@@ -23,16 +23,17 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from edge_emnist.bench.formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for
-    from edge_emnist.bench.runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason
-except ImportError:  # copied to a device beside runtimes.py and formats.py
+    from edge_emnist.device import records
+    from edge_emnist.device.formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for
+    from edge_emnist.device.profiles import ProfileUnavailable, profile
+    from edge_emnist.device.records import BUSY_SPREAD, SCHEMA_VERSION
+    from edge_emnist.device.runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason
+except ImportError:  # copied to a device beside the other RUNNER_FILES
+    import records  # type: ignore[no-redef]
     from formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for  # type: ignore[no-redef]
+    from profiles import ProfileUnavailable, profile  # type: ignore[no-redef]
+    from records import BUSY_SPREAD, SCHEMA_VERSION  # type: ignore[no-redef]
     from runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason  # type: ignore[no-redef]
-
-SCHEMA_VERSION = 2  # 2: artifact_sha256, load (load average around the timed runs), latency spread, busy
-# p99 over p50 above this says the timed runs were disturbed (another process, frequency scaling): the record
-# keeps its numbers but is flagged busy, and `bench` warns. A quiet machine measured here stays under 3.
-BUSY_SPREAD = 5.0
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "neon", "asimd", "asimddp",
              "fphp", "asimdhp", "sve", "i8mm")
 
@@ -187,7 +188,7 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
         # GPU runtimes: computed on the GPU (accuracy too), and whether every operator ran there
         **({"device": model.device_info()} if hasattr(model, "device_info") else {}),
     }
-    records = []
+    rows = []
     for batch in batches:
         pool = images if images is not None and len(images) >= batch else rng.random((batch, 28, 28, 1),
                                                                                         dtype=np.float32)
@@ -196,14 +197,14 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
         load_before = load_average()
         latency = percentiles_ms(time_runs(model.run_raw, x, count, warmup))
         spread = latency["spread_p99_p50"]
-        records.append({**common, "batch": batch, "latency": latency,
+        rows.append({**common, "batch": batch, "latency": latency,
                         "throughput_ips": batch * 1000 / latency["mean_ms"],
                         "load": {"before": load_before, "after": load_average(), "cores": os.cpu_count()},
                         "busy": spread is not None and spread > BUSY_SPREAD})
     peak = _rss_mb()
-    for record in records:
+    for record in rows:
         record["memory"] = {"baseline_rss_mb": baseline, "peak_rss_mb": peak}
-    return records
+    return rows
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -236,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
                                                       "those that take its format (default: its CPU runtime)")
     parser.add_argument("--data", type=Path, help=".npz with images (uint8 N x 28 x 28) and labels: adds accuracy")
     parser.add_argument("--json", type=Path, help="write {host, records} here (default: print)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of measuring: time every operator at batch 1 (one `profile` record per artifact, "
+                             "runtime and thread count; see profiles.py for the method per runtime)")
     parser.add_argument("--predictions", type=Path, metavar="NPY",
                         help="instead of measuring: write the one artifact's class probabilities on --data's images "
                              "(float32, N x classes) here, to compare the answers of two machines")
@@ -260,11 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"runner: unknown runtime {unknown[0]} (choose from {', '.join(RUNTIMES)})", file=sys.stderr)
         return 2
-    records = []
+    results = []
     skipped = {r: unavailable_reason(r) for r in wanted}
     for runtime, reason in skipped.items():
         if reason:  # said once per runtime, from the machine itself
-            records.append({"schema": SCHEMA_VERSION, "runtime": runtime, "artifact": None, "skipped": reason})
+            results.append(records.skipped(runtime, reason))
     for path in args.artifacts:
         if path.suffix not in RUNTIME_OF_SUFFIX:
             print(f"runner: {path}: not a .tflite or .onnx file", file=sys.stderr)
@@ -275,21 +279,25 @@ def main(argv: list[str] | None = None) -> int:
                 if skipped.get(runtime):  # said once above or at its first failed start: not tried again
                     break
                 try:
-                    records += measure(path, threads=threads, batches=args.batch, runs=args.runs,
-                                       warmup=args.warmup, xnnpack=not args.no_xnnpack, images=images, labels=labels,
-                                       runtime=runtime)
+                    if args.profile:
+                        results.append({**profile(path, runtime, threads=threads, runs=args.runs, warmup=args.warmup,
+                                                  xnnpack=not args.no_xnnpack), "artifact_sha256": sha256_file(path)})
+                    else:
+                        results += measure(path, threads=threads, batches=args.batch, runs=args.runs,
+                                           warmup=args.warmup, xnnpack=not args.no_xnnpack, images=images,
+                                           labels=labels, runtime=runtime)
+                except ProfileUnavailable as error:
+                    results.append(records.profile_unavailable(path.name, runtime, threads, str(error)))
                 except RuntimeUnavailable as error:
                     skipped[runtime] = str(error)
-                    records.append({"schema": SCHEMA_VERSION, "runtime": runtime, "artifact": None,
-                                    "skipped": str(error)})
+                    results.append(records.skipped(runtime, str(error)))
                 except Exception as error:  # one broken artifact costs only its own records
                     reason = _first_line(error)
                     print(f"runner: {path.name} on {runtime}: {reason}", file=sys.stderr)
-                    records.append({"schema": SCHEMA_VERSION, "artifact": path.name, "runtime": runtime,
-                                    "settings": {"threads": threads}, "failed": reason})
-    for record in records:
+                    results.append(records.failed(path.name, runtime, threads, reason))
+    for record in results:
         record["host"] = host
-    text = json.dumps({"host": host, "records": records}, indent=1)
+    text = json.dumps({"host": host, "records": results}, indent=1)
     if args.json:
         tmp = args.json.with_name(f".tmp-{args.json.name}")
         tmp.write_text(text)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from edge_emnist.bench.formats import FORMAT_OF_SUFFIX, RUNTIME_OF_SUFFIX, RUNTIMES
+    from edge_emnist.device.formats import FORMAT_OF_SUFFIX, RUNTIME_OF_SUFFIX, RUNTIMES
 except ImportError:  # copied to a device beside formats.py
     from formats import FORMAT_OF_SUFFIX, RUNTIME_OF_SUFFIX, RUNTIMES  # type: ignore[no-redef]
 
@@ -136,6 +136,7 @@ class OrtModel:
     threads: int = 1
     optimization: str = "all"  # disable | basic | extended | all
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    profile_prefix: str | None = None  # ONNX Runtime's profiler writes <prefix>_<time>.json (device.profiles)
 
     def __post_init__(self) -> None:
         import onnxruntime as ort
@@ -149,6 +150,9 @@ class OrtModel:
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[self.optimization]
+        if self.profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = self.profile_prefix
         self.session = ort.InferenceSession(str(self.path), options, providers=list(self.providers))
         self.input_name = self.session.get_inputs()[0].name
 

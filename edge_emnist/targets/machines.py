@@ -18,10 +18,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_emnist.bench.runner import isa_tier
+from edge_emnist.device import RUNNER_FILES
+from edge_emnist.device.runner import isa_tier
 from edge_emnist.errors import EdgeEmnistError
 
-RUNNER_FILES = tuple(Path(__file__).with_name(name) for name in ("runner.py", "runtimes.py", "formats.py"))
 LITERT_BENCHMARK_RESOLUTION_MS = 0.01  # it prints milliseconds with two decimals
 
 
@@ -79,14 +79,14 @@ class LocalMachine:
 
 
 class EmulatedMachine(LocalMachine):
-    """Another CPU under QEMU user mode (bench.qemu): the same runner, on the emulated CPU's own kernels.
+    """Another CPU under QEMU user mode (targets.qemu): the same runner, on the emulated CPU's own kernels.
 
     Its records carry the emulated target's name and `emulated: true`; their accuracy is the emulated CPU's,
     their latency is QEMU's, so `pick` never ranks them by speed.
     """
 
     def __init__(self, target: str) -> None:
-        from edge_emnist.bench.qemu import EMULATED_CPUS, emulated_python
+        from edge_emnist.targets.qemu import EMULATED_CPUS, emulated_python
 
         if target not in EMULATED_CPUS:
             raise EdgeEmnistError(f"unknown emulated target {target!r}: choose from {', '.join(EMULATED_CPUS)}")

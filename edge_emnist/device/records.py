@@ -1,0 +1,70 @@
+"""The result record: what one measurement of one artifact on one machine writes, and the check every reader
+applies before trusting a line of a results file.
+
+Kinds: a measurement (one artifact x runtime x setting x batch), `skipped` (a runtime this machine cannot
+run, with the machine's own reason), `failed` (an artifact that broke on a runtime) and `profile` (where
+the time of one inference goes, per operator). Plain Python: the runner ships it to devices.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 2  # 2: artifact_sha256, load (load average around the timed runs), latency spread, busy
+# p99 over p50 above this says the timed runs were disturbed (another process, frequency scaling): the record
+# keeps its numbers but is flagged busy, and `bench` warns. A quiet machine measured here stays under 3.
+BUSY_SPREAD = 5.0
+
+# Fields a record of each kind must have before a report or a pick may read it.
+REQUIRED = {
+    "measured": ("artifact", "runtime", "settings", "batch", "latency", "size_bytes", "gzip_bytes"),
+    "skipped": ("runtime", "skipped"),
+    "failed": ("artifact", "runtime", "failed"),
+    "profile": ("artifact", "runtime", "settings", "operators", "total_ms"),
+    "robustness": ("artifact", "conditions"),
+}
+LATENCY_FIELDS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "runs")
+
+
+def kind_of(record: dict) -> str:
+    if record.get("kind"):
+        return record["kind"]
+    return "skipped" if record.get("skipped") else "failed" if record.get("failed") else "measured"
+
+
+def skipped(runtime: str, reason: str) -> dict:
+    return {"schema": SCHEMA_VERSION, "runtime": runtime, "artifact": None, "skipped": reason}
+
+
+def failed(artifact: str, runtime: str, threads: int | None, reason: str) -> dict:
+    return {"schema": SCHEMA_VERSION, "artifact": artifact, "runtime": runtime, "settings": {"threads": threads},
+            "failed": reason}
+
+
+def profile_unavailable(artifact: str, runtime: str, threads: int, reason: str) -> dict:
+    return {"schema": SCHEMA_VERSION, "kind": "profile", "artifact": artifact, "runtime": runtime,
+            "settings": {"threads": threads}, "unavailable": reason}
+
+
+def problem(record: object) -> str | None:
+    """None for a record every reader can use; else what is wrong with it, in a few words."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    schema = record.get("schema")
+    if not isinstance(schema, int) or not 1 <= schema <= SCHEMA_VERSION:
+        return f"schema {schema!r} is not one this version reads (1..{SCHEMA_VERSION})"
+    kind = kind_of(record)
+    if kind not in REQUIRED:
+        return f"unknown record kind {kind!r}"
+    required = REQUIRED[kind] if not record.get("unavailable") else ("artifact", "runtime")
+    missing = [name for name in required if record.get(name) is None]
+    if missing:
+        return f"a {kind} record without {', '.join(missing)}"
+    if kind == "measured":
+        latency = record["latency"]
+        if not isinstance(latency, dict) or any(not isinstance(latency.get(f), (int, float)) for f in LATENCY_FIELDS):
+            return f"latency lacks one of {', '.join(LATENCY_FIELDS)}"
+        if not isinstance(record["batch"], int) or record["batch"] < 1:
+            return f"batch {record['batch']!r} is not a positive integer"
+        accuracy = record.get("accuracy")
+        if accuracy is not None and not (isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1):
+            return f"accuracy {accuracy!r} is outside [0, 1]"
+    return None

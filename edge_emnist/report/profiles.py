@@ -1,0 +1,129 @@
+"""The per-operator part of the report: for each target, where one batch-1 inference of each artifact spends its
+time, by operator type, and which operators ran outside the accelerated path (LiteRT's builtin kernels where
+XNNPACK was on; CPU nodes of a GPU session)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge_emnist.io import save_figure
+from edge_emnist.report.tables import markdown_table
+
+HEADERS = ["artifact", "runtime", "threads", "whole inference (ms)", "operator time by type (share)",
+           "outside the accelerated path"]
+TOP_TYPES = 4
+
+
+def current(records: Sequence[dict], card_dirs: Sequence[Path] = ()) -> list[dict]:
+    """The latest profile of every target x artifact x runtime x setting, without profiles of files exported again
+    since (their card names other bytes)."""
+    from edge_emnist.report.results import drop_superseded
+
+    profiles = [r for r in records if r.get("kind") == "profile"]
+    if card_dirs:
+        profiles, _ = drop_superseded(profiles, card_dirs)
+    chosen: dict[tuple, dict] = {}
+    for r in profiles:
+        settings = r.get("settings") or {}
+        chosen[(r.get("target"), r["artifact"], r["runtime"], settings.get("threads"), settings.get("xnnpack"))] = r
+    return list(chosen.values())
+
+
+def by_type(record: dict) -> list[tuple[str, float]]:
+    """(operator type, share of the summed operator time), largest first."""
+    totals: dict[str, float] = defaultdict(float)
+    for op in record["operators"]:
+        totals[op["op"]] += op["ms"]
+    whole = sum(totals.values()) or 1.0
+    return sorted(((op, ms / whole) for op, ms in totals.items()), key=lambda item: -item[1])
+
+
+def outside(record: dict) -> list[str]:
+    """Operators that ran on the fallback: LiteRT builtin kernels with XNNPACK on, CPU nodes of a GPU session."""
+    settings = record.get("settings") or {}
+    if record["runtime"] == "litert" and settings.get("xnnpack", True):
+        slow = [op["op"] for op in record["operators"] if op.get("kernel") == "builtin"]
+    elif record["runtime"] in ("ort-cuda", "ort-tensorrt"):
+        slow = [op["op"] for op in record["operators"] if op.get("provider") == "CPUExecutionProvider"]
+    else:
+        return []
+    counts: dict[str, int] = defaultdict(int)
+    for op in slow:
+        counts[op] += 1
+    return [f"{op} x{n}" if n > 1 else op for op, n in sorted(counts.items())]
+
+
+def row(record: dict) -> list[str]:
+    if record.get("unavailable"):
+        return [record["artifact"], record["runtime"], str(record["settings"].get("threads")), "-",
+                f"not profiled: {record['unavailable']}", "-"]
+    shares = by_type(record)
+    top = " · ".join(f"{op} {share:.0%}" for op, share in shares[:TOP_TYPES])
+    if len(shares) > TOP_TYPES:
+        top += f" · {len(shares) - TOP_TYPES} more {sum(s for _, s in shares[TOP_TYPES:]):.0%}"
+    slow = outside(record)
+    return [record["artifact"], record["runtime"], str(record["settings"].get("threads")),
+            f"{record['total_ms']:.4f}", top, ", ".join(slow) if slow else "none"]
+
+
+def plot(records: list[dict], target: str, output: Path) -> Path | None:
+    """One horizontal bar per artifact x runtime, split by operator type: what a reader looks at first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in records if not r.get("unavailable")]
+    if not shown:
+        return None
+    weight: dict[str, float] = defaultdict(float)
+    for r in shown:
+        for op, share in by_type(r):
+            weight[op] += share
+    types = [op for op, _ in sorted(weight.items(), key=lambda item: -item[1])][:8]
+    colours = {op: plt.get_cmap("tab10")(i) for i, op in enumerate(types)}
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(shown) + 1.8), dpi=100)
+    labels = []
+    for y, r in enumerate(shown):
+        left = 0.0
+        shares = dict(by_type(r))
+        for op in types:
+            ax.barh(y, shares.get(op, 0.0) * 100, left=left, color=colours[op], label=op if y == 0 else None)
+            left += shares.get(op, 0.0) * 100
+        ax.barh(y, 100 - left, left=left, color="lightgrey", label="other" if y == 0 else None)
+        labels.append(f"{r['artifact']} ({r['runtime']}, {r['total_ms']:.3f} ms)")
+    ax.set_yticks(range(len(shown)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of the operators' time at batch 1 (%)")
+    ax.set_title(f"Where the time goes on {target}", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, output)
+
+
+def section(records: Sequence[dict], out_dir: Path, card_dirs: Sequence[Path] = ()) -> list[str]:
+    profiles = current(records, card_dirs)
+    if not profiles:
+        return []
+    lines = ["## Where the time goes (per operator, batch 1)", "",
+             "Made by `edge-emnist profile ARTIFACTS` on each target. ONNX Runtime: its own profiler on the optimized "
+             "graph (mean kernel time per node; profiling adds overhead, so the whole inference reads slower than "
+             "in the tables above). LiteRT: each operator timed alone in a one-operator model with the same "
+             "settings (median), which says whether XNNPACK or a builtin kernel ran it; isolated times miss fusion "
+             "and add one call's overhead each. Shares are of the summed operator time.", ""]
+    for target in sorted({r.get("target") for r in profiles}, key=str):
+        mine = sorted((r for r in profiles if r.get("target") == target),
+                      key=lambda r: (r["artifact"], r["runtime"], r["settings"].get("threads") or 0))
+        host = next((r.get("host") for r in mine if r.get("host")), {}) or {}
+        emulated = any(r.get("emulated") for r in mine)
+        slug = str(target).replace(":", "-").replace("/", "-")
+        picture = plot(mine, str(target), out_dir / f"profile-{slug}.png")
+        lines += [f"### {target}", "",
+                  f"{host.get('cpu', '?')}, ISA {' '.join(host.get('isa') or []) or 'n/a'}"
+                  + (" (emulated: times are QEMU's, shares only hint at the real CPU)" if emulated else "") + ".", "",
+                  *([f"![operator time on {target}]({picture.name})", ""] if picture else []),
+                  markdown_table(HEADERS, [row(r) for r in mine]), ""]
+    return lines
