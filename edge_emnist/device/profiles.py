@@ -7,7 +7,9 @@ Two methods, one per runtime family, both measured on the machine that runs the 
   with the execution provider that ran it (a CUDA session shows which nodes fell back to the CPU).
 - LiteRT: the Python wheel exposes no op profiler, so every operator is cut out into a one-operator model (its
   weights kept, its activations as inputs) and timed alone in the same interpreter settings (XNNPACK or not);
-  the record says whether XNNPACK took it or LiteRT's builtin kernel ran it. Isolated times include one
+  the record says whether XNNPACK took it or LiteRT's builtin kernel ran it. An operator on constants only
+  (the DEQUANTIZE of float16 weights) runs once when the model is prepared: 0 ms, kernel "at init", and its
+  result is a constant of the others' one-operator models, as in the whole model. Isolated times include one
   invoke's overhead each and miss cross-operator fusion, so their sum exceeds the whole model's time: compare
   operators with each other, and the whole with `total_ms`.
 
@@ -115,6 +117,7 @@ def _litert(path: Path, runtime: str, *, threads: int, runs: int, warmup: int,
     model = flatbuffer_utils.read_model_from_bytearray(content)
     if len(model.subgraphs) != 1:
         raise ProfileUnavailable(f"{path.name} has {len(model.subgraphs)} subgraphs (isolated timing takes one)")
+    folded = _folded_at_init(model, bytes(content))
     operators = []
     for index in range(len(model.subgraphs[0].operators)):
         alone = flatbuffer_utils.read_model_from_bytearray(content)  # a fresh copy to cut down
@@ -122,19 +125,48 @@ def _litert(path: Path, runtime: str, *, threads: int, runs: int, warmup: int,
         op = graph.operators[index]
         code = alone.operatorCodes[op.opcodeIndex]
         name = flatbuffer_utils.opcode_to_name(alone, op.opcodeIndex)
+        for tensor in op.inputs:
+            if tensor in folded:  # float16 weights as the runtime sees them after preparing: float32 constants
+                alone.buffers.append(flatbuffer_utils.schema_fb.BufferT())
+                alone.buffers[-1].data = np.frombuffer(folded[tensor].tobytes(), dtype=np.uint8)
+                graph.tensors[tensor].buffer = len(alone.buffers) - 1
         graph.inputs = [t for t in op.inputs if t >= 0 and not _constant(alone, graph, t)]
+        output = graph.tensors[op.outputs[0]]
+        entry = {"index": index, "name": output.name.decode() if isinstance(output.name, bytes) else str(output.name),
+                 "op": name, "builtin_code": int(code.builtinCode)}
+        if not graph.inputs:  # constant in, constant out (float16 weights' DEQUANTIZE): done once when prepared
+            operators.append({**entry, "kernel": "at init", "ms": 0.0})
+            continue
         graph.outputs = list(op.outputs)
         graph.operators = [op]
         interpreter = _interpreter(bytes(flatbuffer_utils.convert_object_to_bytearray(alone)), threads, xnnpack, rng)
         kernels = [detail["op_name"] for detail in interpreter._get_ops_details()]  # a DELEGATE node: XNNPACK took it
-        output = graph.tensors[op.outputs[0]]
-        operators.append({"index": index, "name": output.name.decode() if isinstance(output.name, bytes)
-                          else str(output.name), "op": name, "builtin_code": int(code.builtinCode),
-                          "kernel": "XNNPACK" if "DELEGATE" in kernels else "builtin",
+        operators.append({**entry, "kernel": "XNNPACK" if "DELEGATE" in kernels else "builtin",
                           "ms": _median_invoke_ms(interpreter, runs, warmup)})
     operators.sort(key=lambda op: op["ms"], reverse=True)
     how = "each operator alone in a one-operator model, median invoke time" + (", XNNPACK on" if xnnpack else "")
     return operators, total_ms, how
+
+
+def _folded_at_init(model, content: bytes) -> dict[int, np.ndarray]:
+    """Values of the tensors that operators on constants only make (float16 weights dequantized): the runtime
+    computes them once when preparing, so a one-operator model gets them as constants, as the whole model has."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    graph = model.subgraphs[0]
+    made = [t for op in graph.operators if not any(i >= 0 and not _constant(model, graph, i) for i in op.inputs)
+            for t in op.outputs]
+    if not made:
+        return {}
+    with native_stderr_muted():
+        interpreter = Interpreter(model_content=content, experimental_preserve_all_tensors=True,
+                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interpreter.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], _input_like(detail["shape"], np.dtype(detail["dtype"]), rng))
+    interpreter.invoke()
+    return {t: np.ascontiguousarray(interpreter.get_tensor(t)) for t in made}
 
 
 def _constant(model, graph, tensor: int) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 from edge_emnist.io import save_figure
 from edge_emnist.report.tables import markdown_table
 
-HEADERS = ["artifact", "runtime", "threads", "whole inference (ms)", "operator time by type (share)",
+HEADERS = ["artifact", "runtime", "threads", "whole inference (ms)", "operator time by type: ms (share)",
            "outside the accelerated path"]
 TOP_TYPES = 4
 
@@ -31,13 +31,13 @@ def current(records: Sequence[dict], card_dirs: Sequence[Path] = ()) -> list[dic
     return list(chosen.values())
 
 
-def by_type(record: dict) -> list[tuple[str, float]]:
-    """(operator type, share of the summed operator time), largest first."""
+def by_type(record: dict) -> list[tuple[str, float, float]]:
+    """(operator type, its summed ms, its share of the summed operator time), largest first."""
     totals: dict[str, float] = defaultdict(float)
     for op in record["operators"]:
         totals[op["op"]] += op["ms"]
     whole = sum(totals.values()) or 1.0
-    return sorted(((op, ms / whole) for op, ms in totals.items()), key=lambda item: -item[1])
+    return sorted(((op, ms, ms / whole) for op, ms in totals.items()), key=lambda item: -item[1])
 
 
 def outside(record: dict) -> list[str]:
@@ -60,16 +60,34 @@ def row(record: dict) -> list[str]:
         return [record["artifact"], record["runtime"], str(record["settings"].get("threads")), "-",
                 f"not profiled: {record['unavailable']}", "-"]
     shares = by_type(record)
-    top = " · ".join(f"{op} {share:.0%}" for op, share in shares[:TOP_TYPES])
+    top = " · ".join(f"{op} {ms:.4f} ({share:.0%})" for op, ms, share in shares[:TOP_TYPES])
     if len(shares) > TOP_TYPES:
-        top += f" · {len(shares) - TOP_TYPES} more {sum(s for _, s in shares[TOP_TYPES:]):.0%}"
+        top += f" · {len(shares) - TOP_TYPES} more ({sum(s for _, _, s in shares[TOP_TYPES:]):.0%})"
     slow = outside(record)
     return [record["artifact"], record["runtime"], str(record["settings"].get("threads")),
             f"{record['total_ms']:.4f}", top, ", ".join(slow) if slow else "none"]
 
 
+# Operator names differ by runtime (CONV_2D, Conv, QLinearConv): the plot colours them by what they compute.
+FAMILIES = {
+    "convolution": ("CONV_2D", "DEPTHWISE_CONV_2D", "Conv", "QLinearConv", "ConvInteger", "FusedConv"),
+    "dense": ("FULLY_CONNECTED", "Gemm", "FusedGemm", "QGemm", "MatMul", "MatMulInteger", "DynamicQuantizeMatMul",
+              "BATCH_MATMUL"),
+    "pooling": ("AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "AveragePool", "MaxPool", "NhwcMaxPool", "QLinearAveragePool",
+                "GlobalAveragePool", "QLinearGlobalAveragePool", "ReduceMean"),
+    "activation": ("TANH", "RELU", "RELU6", "LOGISTIC", "SOFTMAX", "Tanh", "Relu", "Softmax", "QLinearSoftmax",
+                   "Sigmoid"),
+    "add": ("ADD", "Add", "QLinearAdd", "Sum"),
+    "(de)quantize": ("QUANTIZE", "DEQUANTIZE", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Mul",
+                     "Cast"),
+    "layout": ("RESHAPE", "TRANSPOSE", "PAD", "Reshape", "Transpose", "Pad", "Flatten", "Squeeze", "Unsqueeze"),
+}
+FAMILY_OF = {op: family for family, ops in FAMILIES.items() for op in ops}
+
+
 def plot(records: list[dict], target: str, output: Path) -> Path | None:
-    """One horizontal bar per artifact x runtime, split by operator type: what a reader looks at first."""
+    """One panel per architecture, one bar per artifact x runtime: its operators' milliseconds stacked by what
+    they compute, so int8 and float32 of one model compare at a glance (each panel has its own scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,29 +96,31 @@ def plot(records: list[dict], target: str, output: Path) -> Path | None:
     shown = [r for r in records if not r.get("unavailable")]
     if not shown:
         return None
-    weight: dict[str, float] = defaultdict(float)
-    for r in shown:
-        for op, share in by_type(r):
-            weight[op] += share
-    types = [op for op, _ in sorted(weight.items(), key=lambda item: -item[1])][:8]
-    colours = {op: plt.get_cmap("tab10")(i) for i, op in enumerate(types)}
-    fig, ax = plt.subplots(figsize=(10, 0.42 * len(shown) + 1.8), dpi=100)
-    labels = []
-    for y, r in enumerate(shown):
-        left = 0.0
-        shares = dict(by_type(r))
-        for op in types:
-            ax.barh(y, shares.get(op, 0.0) * 100, left=left, color=colours[op], label=op if y == 0 else None)
-            left += shares.get(op, 0.0) * 100
-        ax.barh(y, 100 - left, left=left, color="lightgrey", label="other" if y == 0 else None)
-        labels.append(f"{r['artifact']} ({r['runtime']}, {r['total_ms']:.3f} ms)")
-    ax.set_yticks(range(len(shown)), labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("share of the operators' time at batch 1 (%)")
-    ax.set_title(f"Where the time goes on {target}", fontsize=10)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
-    fig.tight_layout()
+    archs = sorted({r.get("arch") or r["artifact"].split("-")[0] for r in shown})
+    families = [*FAMILIES, "other"]
+    colours = {f: plt.get_cmap("tab10")(i) for i, f in enumerate(families)}
+    rows = {a: [r for r in shown if (r.get("arch") or r["artifact"].split("-")[0]) == a] for a in archs}
+    fig, axes = plt.subplots(len(archs), 1, figsize=(10, 0.34 * len(shown) + 0.9 * len(archs) + 0.6), dpi=100,
+                             gridspec_kw={"height_ratios": [len(rows[a]) + 1 for a in archs]}, squeeze=False)
+    for ax, arch in zip(axes[:, 0], archs, strict=True):
+        for y, r in enumerate(rows[arch]):
+            spent: dict[str, float] = defaultdict(float)
+            for op in r["operators"]:
+                spent[FAMILY_OF.get(op["op"], "other")] += op["ms"]
+            left = 0.0
+            for family in families:
+                ax.barh(y, spent[family], left=left, color=colours[family], label=family)
+                left += spent[family]
+        ax.set_yticks(range(len(rows[arch])), [f"{r['artifact']} ({r['runtime']})" for r in rows[arch]], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(arch, fontsize=9, loc="left")
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel("operator time at batch 1, summed (ms; each panel its own scale)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in families]
+    axes[0, 0].legend(handles, families, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
+    fig.suptitle(f"Where the time goes on {target}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     return save_figure(fig, output)
 
 
@@ -113,7 +133,8 @@ def section(records: Sequence[dict], out_dir: Path, card_dirs: Sequence[Path] = 
              "graph (mean kernel time per node; profiling adds overhead, so the whole inference reads slower than "
              "in the tables above). LiteRT: each operator timed alone in a one-operator model with the same "
              "settings (median), which says whether XNNPACK or a builtin kernel ran it; isolated times miss fusion "
-             "and add one call's overhead each. Shares are of the summed operator time.", ""]
+             "and add one call's overhead each. Per type: the summed time of its operators in ms, and its share of all "
+             "operators' time.", ""]
     for target in sorted({r.get("target") for r in profiles}, key=str):
         mine = sorted((r for r in profiles if r.get("target") == target),
                       key=lambda r: (r["artifact"], r["runtime"], r["settings"].get("threads") or 0))
