@@ -91,7 +91,7 @@ def test_robustness_command_on_a_shipped_model(shared_data, tmp_path, capsys):
     (["robustness", "nothing.tflite"], "no artifact at nothing.tflite"),
     (["robustness", "README.md"], "not a .tflite or .onnx artifact"),
     (["robustness", "{empty}"], "no .tflite or .onnx artifacts in"),
-    (["robustness", "{cardless}"], "no readable model card"),
+    (["robustness", "{cardless}"], "model.tflite.json is missing"),
     (["robustness", str(LENET_INT8), "--images", "50"], "must be at least 100"),
     (["robustness", str(LENET_INT8), "--mnist-images", "10"], "must be at least 100"),
 ])
@@ -110,8 +110,9 @@ def test_robustness_bad_inputs_are_one_line(argv, message, tmp_path, capsys):
 
 
 def _bench(artifact, accuracy, p90, sha):
-    return {"artifact": artifact, "runtime": "litert", "settings": {"threads": 1}, "batch": 1, "accuracy": accuracy,
-            "latency": {"p90_ms": p90, "p50_ms": p90}, "size_bytes": 1024, "target": "cpu:a-avx2",
+    return {"schema": 2, "artifact": artifact, "runtime": "litert", "settings": {"threads": 1}, "batch": 1,
+            "accuracy": accuracy, "size_bytes": 1024, "gzip_bytes": 1000, "target": "cpu:a-avx2",
+            "latency": {"p90_ms": p90, "p50_ms": p90, "p99_ms": p90, "mean_ms": p90, "runs": 100},
             "dataset": "emnist-bymerge", "artifact_sha256": sha}
 
 

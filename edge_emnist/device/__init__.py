@@ -11,3 +11,4 @@ from pathlib import Path
 
 RUNNER_FILES = tuple(Path(__file__).with_name(name)
                      for name in ("runner.py", "runtimes.py", "formats.py", "records.py", "profiles.py"))
+RUNNER = RUNNER_FILES[0]

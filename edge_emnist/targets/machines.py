@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_emnist.device import RUNNER_FILES
+from edge_emnist.device import RUNNER, RUNNER_FILES
 from edge_emnist.device.runner import isa_tier
 from edge_emnist.errors import EdgeEmnistError
 
@@ -61,7 +61,7 @@ class LocalMachine:
     def run_runner(self, argv: list[str]) -> dict:
         with tempfile.TemporaryDirectory() as scratch:
             out = Path(scratch) / "out.json"
-            done = subprocess.run([sys.executable, str(RUNNER_FILES[0]), *argv, "--json", str(out)],
+            done = subprocess.run([sys.executable, str(RUNNER), *argv, "--json", str(out)],
                                   capture_output=True, text=True)
             if done.returncode != 0 or not out.exists():
                 raise EdgeEmnistError(f"runner failed: {_last_line(done.stderr)}")
@@ -99,7 +99,7 @@ class EmulatedMachine(LocalMachine):
     def run_runner(self, argv: list[str]) -> dict:
         with tempfile.TemporaryDirectory() as scratch:
             out = Path(scratch) / "out.json"
-            done = subprocess.run([*self.command, str(RUNNER_FILES[0]), *argv, "--json", str(out)],
+            done = subprocess.run([*self.command, str(RUNNER), *argv, "--json", str(out)],
                                   capture_output=True, text=True, env=self.env)
             if done.returncode != 0 or not out.exists():
                 raise EdgeEmnistError(f"runner under {self.target} failed: {_last_line(done.stderr)}")

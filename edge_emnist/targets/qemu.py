@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_emnist.device import RUNNER
 from edge_emnist.errors import EdgeEmnistError
 
 TOOLS_ENV = "EDGE_EMNIST_TOOLS"
 DEBIAN_SUITE = "trixie"  # qemu-user 10.x
 PACKAGE = "qemu-user"
 BINARIES = ("qemu-x86_64", "qemu-aarch64")
-RUNNER = Path(__file__).with_name("runner.py")
 
 
 @dataclass(frozen=True)
