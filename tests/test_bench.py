@@ -491,6 +491,9 @@ def test_one_table_drives_the_cli_choices_and_the_dispatch():
     assert formats.RUNTIME_OF_SUFFIX == {".tflite": "litert", ".onnx": "ort"}
     assert set(formats.CPU_RUNTIMES) | set(formats.GPU_RUNTIMES) == set(formats.RUNTIMES)
     assert formats.runtimes_for(".onnx", ("litert", "ort", "ort-cuda")) == ["ort", "ort-cuda"]
+    # per-runtime options: a record keeps the options its runtime takes, and an adapter gets only those
+    assert formats.settings("litert", 2, xnnpack=False) == {"threads": 2, "xnnpack": False}
+    assert formats.settings("ort", 2, xnnpack=False) == {"threads": 2}
 
 
 def test_bench_on_an_emulated_arm_core(artifacts, tmp_path, capsys):

@@ -23,6 +23,7 @@ class Runtime:
     kind: str  # "cpu" or "gpu": where it computes
     package: str  # what provides it (pip)
     default: bool = False  # the runtime an artifact of its format gets unless another is asked for
+    options: tuple[str, ...] = ()  # adapter options beyond `threads` that it takes and its records' settings keep
 
 
 FORMATS = {f.name: f for f in (Format("tflite", ".tflite"), Format("onnx", ".onnx"))}
@@ -31,7 +32,7 @@ FORMATS = {f.name: f for f in (Format("tflite", ".tflite"), Format("onnx", ".onn
 QUANTIZATIONS = {"none": "fp32", "fp16": "fp16", "dynamic": "dynamic", "int8": "int8"}
 
 RUNTIMES = {r.name: r for r in (
-    Runtime("litert", "tflite", "cpu", "ai-edge-litert", default=True),
+    Runtime("litert", "tflite", "cpu", "ai-edge-litert", default=True, options=("xnnpack",)),
     Runtime("ort", "onnx", "cpu", "onnxruntime", default=True),
     Runtime("litert-gpu", "tflite", "gpu", "ai-edge-litert"),
     Runtime("ort-cuda", "onnx", "gpu", "onnxruntime-gpu"),
@@ -42,6 +43,11 @@ CPU_RUNTIMES = tuple(name for name, r in RUNTIMES.items() if r.kind == "cpu")
 GPU_RUNTIMES = tuple(name for name, r in RUNTIMES.items() if r.kind == "gpu")
 FORMAT_OF_SUFFIX = {f.suffix: f.name for f in FORMATS.values()}
 RUNTIME_OF_SUFFIX = {FORMATS[r.format].suffix: name for name, r in RUNTIMES.items() if r.default}
+
+
+def settings(runtime: str, threads: int, **options) -> dict:
+    """What a record says it was measured with: the thread count and the options this runtime takes."""
+    return {"threads": threads, **{name: options[name] for name in RUNTIMES[runtime].options if name in options}}
 
 
 def runtimes_for(suffix: str, wanted: tuple[str, ...]) -> list[str]:

@@ -27,9 +27,11 @@ from pathlib import Path
 import numpy as np
 
 try:
+    from edge_emnist.device.formats import settings as settings_of
     from edge_emnist.device.records import SCHEMA_VERSION
     from edge_emnist.device.runtimes import ADAPTERS, native_stderr_muted
 except ImportError:  # copied to a device beside the other RUNNER_FILES
+    from formats import settings as settings_of  # type: ignore[no-redef]
     from records import SCHEMA_VERSION  # type: ignore[no-redef]
     from runtimes import ADAPTERS, native_stderr_muted  # type: ignore[no-redef]
 
@@ -44,7 +46,7 @@ def profile(path: Path, runtime: str, *, threads: int = 1, runs: int = 500, warm
     method = PROFILERS.get(runtime)
     if method is None:
         raise ProfileUnavailable(f"{runtime} has no per-operator profiler here (profiled: {', '.join(PROFILERS)})")
-    settings = {"threads": threads, **({"xnnpack": xnnpack} if runtime == "litert" else {})}
+    settings = settings_of(runtime, threads, xnnpack=xnnpack)
     operators, total_ms, how = method(Path(path), runtime, threads=threads, runs=runs, warmup=warmup, xnnpack=xnnpack)
     return {"schema": SCHEMA_VERSION, "kind": "profile", "artifact": Path(path).name, "runtime": runtime,
             "settings": settings, "batch": 1, "runs": runs, "method": how, "total_ms": total_ms,

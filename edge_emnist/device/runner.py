@@ -24,13 +24,13 @@ import numpy as np
 
 try:
     from edge_emnist.device import records
-    from edge_emnist.device.formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for
+    from edge_emnist.device.formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for, settings
     from edge_emnist.device.profiles import ProfileUnavailable, profile
     from edge_emnist.device.records import BUSY_SPREAD, SCHEMA_VERSION
     from edge_emnist.device.runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason
 except ImportError:  # copied to a device beside the other RUNNER_FILES
     import records  # type: ignore[no-redef]
-    from formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for  # type: ignore[no-redef]
+    from formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for, settings  # type: ignore[no-redef]
     from profiles import ProfileUnavailable, profile  # type: ignore[no-redef]
     from records import BUSY_SPREAD, SCHEMA_VERSION  # type: ignore[no-redef]
     from runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason  # type: ignore[no-redef]
@@ -150,9 +150,7 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
     """One record per batch size for one artifact x runtime x thread setting."""
     runtime = runtime or RUNTIME_OF_SUFFIX[path.suffix]
     baseline = _rss_mb()
-    options = {"threads": threads}
-    if runtime == "litert":
-        options["xnnpack"] = xnnpack
+    options = settings(runtime, threads, xnnpack=xnnpack)
     started = time.perf_counter_ns()
     try:
         model = open_artifact(path, runtime, **options)
@@ -178,7 +176,7 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
         "artifact": path.name,
         "artifact_sha256": sha256_file(path),
         "runtime": runtime,
-        "settings": {"threads": threads, **({"xnnpack": xnnpack} if runtime == "litert" else {})},
+        "settings": options,
         "accuracy": acc,
         "test_images": None if labels is None else int(len(labels)),
         "size_bytes": sizes["bytes"],

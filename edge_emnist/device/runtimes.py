@@ -229,8 +229,7 @@ def _ort_on(providers: tuple[str, ...]) -> Callable[..., OrtModel]:
 ADAPTERS: dict[str, Callable[..., LiteRTModel | OrtModel | LiteRTCompiled]] = {
     "litert": LiteRTModel,
     "ort": OrtModel,
-    "litert-gpu": lambda path, **options: LiteRTCompiled(path, accelerator="gpu",
-                                                         **{k: v for k, v in options.items() if k != "xnnpack"}),
+    "litert-gpu": lambda path, **options: LiteRTCompiled(path, accelerator="gpu", **options),
     "ort-cuda": _ort_on(CUDA_PROVIDERS),
     "ort-tensorrt": _ort_on(TENSORRT_PROVIDERS),
 }
@@ -270,9 +269,8 @@ def open_artifact(path: str | Path, runtime: str | None = None, **options):
             raise ValueError(f"{path}: unknown artifact type (expected {' or '.join(RUNTIME_OF_SUFFIX)})") from None
     if RUNTIMES[runtime].format != FORMAT_OF_SUFFIX.get(path.suffix):
         raise ValueError(f"{path.name}: {runtime} runs {RUNTIMES[runtime].format} artifacts")
-    if runtime != "litert":
-        options.pop("xnnpack", None)
-    return ADAPTERS[runtime](path, **options)
+    taken = {"threads", *RUNTIMES[runtime].options}  # options of other runtimes (xnnpack for ORT) do not apply
+    return ADAPTERS[runtime](path, **{name: value for name, value in options.items() if name in taken})
 
 
 def _batched(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int) -> np.ndarray:
