@@ -5,15 +5,14 @@ Everything here is looked up, never imported heavily: no TensorFlow, no model, a
 
 from __future__ import annotations
 
-import ctypes.util
-import importlib.util
 import os
 import shutil
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
-from edge_emnist.device.runner import host_description, isa_tier
+from edge_emnist.device.formats import RUNTIMES
+from edge_emnist.device.runner import gpu_names, host_description, isa_tier
+from edge_emnist.device.runtimes import unavailable_reason
 from edge_emnist.targets.qemu import EMULATED_CPUS, missing, tools_dir
 
 # What the int8-relevant ISA tier means for the artifacts this project makes.
@@ -56,24 +55,21 @@ def machine_lines() -> list[Line]:
 
 
 def runtime_lines() -> list[Line]:
+    """One line per row of the runtime table, with the reason the runtime itself gives where it cannot run."""
     lines = []
-    litert = _version("ai-edge-litert")
-    lines.append(Line("LiteRT (CPU, XNNPACK)", bool(litert), litert or "not installed: pip install ai-edge-litert"))
-    spec = importlib.util.find_spec("ai_edge_litert")
-    webgpu = spec and spec.origin and (Path(spec.origin).parent / "libLiteRtWebGpuAccelerator.so").exists()
-    vulkan = ctypes.util.find_library("vulkan")
-    if not webgpu:
-        lines.append(Line("LiteRT GPU (WebGPU)", False, "this ai-edge-litert wheel has no GPU accelerator"))
-    else:
-        lines.append(Line("LiteRT GPU (WebGPU)", bool(vulkan), "accelerator present; Vulkan loader found" if vulkan
-                          else "accelerator present, but no Vulkan loader (libvulkan1) and GPU driver here"))
-    ort = _version("onnxruntime") or _version("onnxruntime-gpu")
-    lines.append(Line("ONNX Runtime (CPU)", bool(ort), ort or "not installed: pip install onnxruntime"))
-    cuda = _version("onnxruntime-gpu")
+    for name, runtime in RUNTIMES.items():
+        installed = _version(runtime.package) or (_version("onnxruntime-gpu") if runtime.package == "onnxruntime"
+                                                  else None)
+        if not installed:
+            lines.append(Line(f"{name} ({runtime.format}, {runtime.kind})", False,
+                              f"not installed: pip install {runtime.package}"))
+            continue
+        reason = unavailable_reason(name)
+        lines.append(Line(f"{name} ({runtime.format}, {runtime.kind})", reason is None,
+                          f"{runtime.package} {installed}" + (f"; {reason}" if reason else "")))
     gpu = shutil.which("nvidia-smi")
-    lines.append(Line("ONNX Runtime CUDA", bool(cuda and gpu),
-                      f"onnxruntime-gpu {cuda}" + ("" if gpu else ", but no NVIDIA driver (nvidia-smi) here")
-                      if cuda else "needs onnxruntime-gpu and an NVIDIA GPU (pip install 'edge-emnist[gpu]')"))
+    lines.append(Line("NVIDIA driver", bool(gpu), "nvidia-smi found: " + ", ".join(gpu_names()) if gpu else
+                      "no nvidia-smi here (GPU runtimes and training need an NVIDIA driver)"))
     for name in EMULATED_CPUS:
         absent = missing(name)
         lines.append(Line(f"emulated {name}", not absent, "ready; checks answers, not speed" if not absent
@@ -85,17 +81,24 @@ def runtime_lines() -> list[Line]:
 
 
 def training_lines() -> list[Line]:
-    lines = []
-    found = importlib.util.find_spec("tensorflow") is not None
-    lines.append(Line("TensorFlow + tf_keras", found, f"{_version('tensorflow')}: what `train`, `prune`, `qat` and "
-                      "`export` run on" if found else "not installed: pip install -e ."))
-    for backend in ("jax", "torch"):
-        found = importlib.util.find_spec(backend) is not None
-        detail = f"{_version(backend) or 'installed'}, " if found else "not installed; "
-        lines.append(Line(f"{backend}", found, detail + "`train` does not use Keras 3 backends yet"))
-    gpu = shutil.which("nvidia-smi")
-    lines.append(Line("accelerator", bool(gpu), "NVIDIA driver found (nvidia-smi)" if gpu else
-                      "no GPU found: training runs on the CPU (hours for the ResNets)"))
+    """Keras 3 backends for `train` (the engine's table), and tf_keras for prune, QAT and export."""
+    from edge_emnist.engine import BACKENDS, default_backend, installed_backends
+
+    lines = [Line("keras (3)", bool(_version("keras")), f"{_version('keras')}: what `train` runs on"
+                  if _version("keras") else "not installed: pip install -e .")]
+    installed, default = installed_backends(), default_backend()
+    for name, backend in BACKENDS.items():
+        found = name in installed
+        lines.append(Line(f"backend {name}", found, (f"{_version(backend.module) or 'installed'}"
+                                                    + (" (the default here)" if name == default else "")
+                                                    + (f"; several devices: {backend.data_parallel}"
+                                                       if backend.data_parallel else ""))
+                          if found else f"not installed: {backend.install}"))
+    found = _version("tf-keras")
+    lines.append(Line("tf_keras (prune, QAT, export)", bool(found), found or "not installed: pip install -e ."))
+    if not gpu_names():
+        lines.append(Line("accelerator", False, "no NVIDIA GPU: training runs on the CPU (hours for the ResNets); "
+                                                "README: Training on a GPU"))
     return lines
 
 

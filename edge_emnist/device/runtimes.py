@@ -251,8 +251,15 @@ def unavailable_reason(runtime: str) -> str | None:
                     "and CUDA 13)")
         return None
     import ctypes.util
+    import importlib.util
     import platform as _platform
 
+    spec = importlib.util.find_spec("ai_edge_litert")
+    if spec is None:
+        return "ai-edge-litert is not installed"
+    folder = Path(spec.origin).parent
+    if not any(folder.glob("libLiteRt*Gpu*Accelerator*")) and not any(folder.glob("libLiteRtWebGpu*")):
+        return "this ai-edge-litert wheel has no GPU accelerator library"
     if _platform.system() == "Linux" and not ctypes.util.find_library("vulkan"):
         return ("no Vulkan loader (libvulkan.so.1): LiteRT's GPU accelerator runs WebGPU on Vulkan on Linux "
                 "(apt install libvulkan1 and a GPU driver with a Vulkan ICD)")
