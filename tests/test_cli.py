@@ -130,5 +130,8 @@ def test_doctor_says_what_this_machine_can_do(capsys, tmp_path):
     out = capsys.readouterr().out
     for section in ("This machine", "Runtimes and targets", "Training", "Data"):
         assert f"\n{section}\n" in f"\n{out}"
-    assert f"-{isa_tier(host_description())}" in out and "ONNX Runtime (CPU)" in out
+    assert f"-{isa_tier(host_description())}" in out and "ort (onnx, cpu)" in out
+    from edge_emnist.device.formats import RUNTIMES
+
+    assert all(f"{name} ({r.format}, {r.kind})" in out for name, r in RUNTIMES.items())  # every row of the table
     assert "none here: edge-emnist data download" in out  # an empty data folder says what to do
