@@ -578,3 +578,46 @@ def test_a_runtime_without_an_operator_profiler_says_so(artifacts):
     _, paths = artifacts
     with pytest.raises(ProfileUnavailable, match="litert-gpu has no per-operator profiler"):
         profile(next(p for p in paths if p.suffix == ".tflite"), "litert-gpu")
+
+
+def test_gpu_records_are_filed_under_the_gpu_and_get_their_own_table(artifacts, tmp_path):
+    """Records of GPU runtimes (measured here, over SSH or imported from a device's runner JSON) go under
+    gpu:<the GPU's name>; the report's GPU section shows large-batch throughput and where the model ran. The
+    records are a CPU measurement relabelled as a GPU one: the report's code path, not a GPU's numbers."""
+    from edge_emnist.bench.suite import import_results
+
+    _, paths = artifacts
+    tflite = next(p for p in paths if p.name.endswith("int8.tflite"))
+    measured = runner_module.measure(tflite, threads=1, batches=[1, 32, 256], runs=20, warmup=2)
+    host = {**runner_module.host_description(), "gpus": ["NVIDIA H100 80GB HBM3"], "hostname": "box"}
+    gpu = [{**r, "runtime": "litert-gpu", "device": {"accelerator": "gpu", "fully_accelerated": True}, "host": host}
+           for r in measured]
+    onnx = [{**r, "artifact": "m.onnx", "runtime": "ort-cuda", "host": host,
+             "device": {"accelerator": "gpu", "nodes": 31, "cpu_nodes": 2, "cpu_ops": ["QuantizeLinear"]}}
+            for r in measured]
+    payload = tmp_path / "device.json"
+    payload.write_text(json.dumps({"host": host, "records": [*gpu, *onnx, {**measured[0], "host": host}]}))
+    records = import_results([payload])
+    assert {r["target"] for r in records if r["runtime"] != "litert"} == {"gpu:nvidia-h100-80gb-hbm3"}
+    assert [r["target"] for r in records if r["runtime"] == "litert"] == [f"{host['machine']}:box"]
+
+    from edge_emnist.report.bench_report import write_report
+
+    text = write_report(records, tmp_path / "report", card_dirs=()).read_text()
+    gpu_part = text[text.index("## GPU"):].split("\n## ")[0]
+    assert "### gpu:nvidia-h100-80gb-hbm3" in gpu_part and "NVIDIA H100 80GB HBM3" in gpu_part
+    assert "fully accelerated" in gpu_part and "2 of 31 nodes on the CPU (QuantizeLinear)" in gpu_part
+    assert "b256 img/s" in gpu_part and f"{gpu[2]['throughput_ips']:,.0f}" in gpu_part
+    empty = write_report([{**r, "target": "cpu:x"} for r in measured], tmp_path / "cpu-only", card_dirs=()).read_text()
+    assert "No GPU measurements in these records" in empty and "--runtime litert-gpu,ort-cuda" in empty
+
+
+def test_onnx_runtime_placement_names_the_provider_of_every_node(artifacts):
+    """On ort-cuda the runner records which nodes fell back to the CPU; on the CPU provider all of them do."""
+    from edge_emnist.device.profiles import placement
+
+    _, paths = artifacts
+    onnx = next(p for p in paths if p.name.endswith("int8.onnx"))
+    where = placement(onnx, "ort")
+    assert where["nodes"] == where["cpu_nodes"] > 0 and where["providers"] == ["CPUExecutionProvider"]
+    assert "QLinearConv" in where["cpu_ops"]

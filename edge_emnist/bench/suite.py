@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_emnist.device.cards import read_card
-from edge_emnist.device.formats import CPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for
+from edge_emnist.device.formats import CPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES, on_gpu, runtimes_for
 from edge_emnist.device.records import BUSY_SPREAD, SCHEMA_VERSION
 from edge_emnist.device.runner import gpu_target
 from edge_emnist.errors import EdgeEmnistError
@@ -164,8 +164,8 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                         check = yardstick_check(ours, theirs["median_ms"], theirs["resolution_ms"])
                         record["yardstick"] = {"litert_benchmark": theirs, **check}
             for record in found:  # GPU figures go under the GPU's name, CPU figures under the CPU's
-                on_gpu = RUNTIMES[record["runtime"]].kind == "gpu"
-                label_records([record], card, options.target or (gpu_target(host) if on_gpu else target), session)
+                label_records([record], card, options.target or (gpu_target(host) if on_gpu(record["runtime"])
+                                                                 else target), session)
             if isinstance(machine, SshMachine):
                 for record in found:
                     record["via"] = f"ssh {machine.destination}"
@@ -191,8 +191,9 @@ def import_results(paths: list[Path], target: str | None = None) -> list[dict]:
         except (OSError, json.JSONDecodeError, KeyError, TypeError):
             raise EdgeEmnistError(f"{path} is not a runner result (python runner.py ... --json FILE)") from None
         label = target or SshMachine.label(host)
-        for record in found:
-            label_records([record], {}, label, session)
+        for record in found:  # GPU figures under the GPU's name, as when measured here or over SSH
+            label_records([record], {}, target or (gpu_target(host) if on_gpu(record.get("runtime")) else label),
+                          session)
             record["imported_from"] = str(path)
         records += found
     return records

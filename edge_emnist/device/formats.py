@@ -45,6 +45,11 @@ FORMAT_OF_SUFFIX = {f.suffix: f.name for f in FORMATS.values()}
 RUNTIME_OF_SUFFIX = {FORMATS[r.format].suffix: name for name, r in RUNTIMES.items() if r.default}
 
 
+def on_gpu(runtime: str | None) -> bool:
+    """Whether a record of this runtime was computed on a GPU (and belongs under the GPU's target name)."""
+    return runtime in RUNTIMES and RUNTIMES[runtime].kind == "gpu"
+
+
 def settings(runtime: str, threads: int, **options) -> dict:
     """What a record says it was measured with: the thread count and the options this runtime takes."""
     return {"threads": threads, **{name: options[name] for name in RUNTIMES[runtime].options if name in options}}

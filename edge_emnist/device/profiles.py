@@ -86,6 +86,15 @@ def _ort(path: Path, runtime: str, *, threads: int, runs: int, warmup: int, **_)
     return operators, float(np.mean(whole)) / 1e3, "onnxruntime profiler, mean kernel time per node"
 
 
+def placement(path: Path, runtime: str, threads: int = 1) -> dict:
+    """Which execution provider ran each node of an ONNX Runtime session (a few profiled runs): on a GPU
+    runtime, the nodes that fell back to the CPU, each one a copy to and from the GPU."""
+    operators, _, _ = _ort(Path(path), runtime, threads=threads, runs=3, warmup=1)
+    on_cpu = sorted(op["op"] for op in operators if op.get("provider") == "CPUExecutionProvider")
+    return {"nodes": len(operators), "cpu_nodes": len(on_cpu), "cpu_ops": sorted(set(on_cpu)),
+            "providers": sorted({op.get("provider") or "?" for op in operators})}
+
+
 def _median_invoke_ms(interpreter, runs: int, warmup: int) -> float:
     for _ in range(warmup):
         interpreter.invoke()

@@ -25,13 +25,13 @@ import numpy as np
 try:
     from edge_emnist.device import records
     from edge_emnist.device.formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for, settings
-    from edge_emnist.device.profiles import ProfileUnavailable, profile
+    from edge_emnist.device.profiles import ProfileUnavailable, placement, profile
     from edge_emnist.device.records import BUSY_SPREAD, SCHEMA_VERSION
     from edge_emnist.device.runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason
 except ImportError:  # copied to a device beside the other RUNNER_FILES
     import records  # type: ignore[no-redef]
     from formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for, settings  # type: ignore[no-redef]
-    from profiles import ProfileUnavailable, profile  # type: ignore[no-redef]
+    from profiles import ProfileUnavailable, placement, profile  # type: ignore[no-redef]
     from records import BUSY_SPREAD, SCHEMA_VERSION  # type: ignore[no-redef]
     from runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason  # type: ignore[no-redef]
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "neon", "asimd", "asimddp",
@@ -184,7 +184,7 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
         "init_ms": init_ms,
         "first_inference_ms": first_ms,
         # GPU runtimes: computed on the GPU (accuracy too), and whether every operator ran there
-        **({"device": model.device_info()} if hasattr(model, "device_info") else {}),
+        **({"device": device_info(model, path, runtime, threads)} if RUNTIMES[runtime].kind == "gpu" else {}),
     }
     rows = []
     for batch in batches:
@@ -203,6 +203,17 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
     for record in rows:
         record["memory"] = {"baseline_rss_mb": baseline, "peak_rss_mb": peak}
     return rows
+
+
+def device_info(model, path: Path, runtime: str, threads: int) -> dict:
+    """Where a GPU runtime ran the model: LiteRT says whether it was fully accelerated; an ONNX Runtime session
+    says which nodes fell back to the CPU (its profiler names each node's provider)."""
+    if hasattr(model, "device_info"):
+        return model.device_info()
+    try:
+        return {"accelerator": RUNTIMES[runtime].kind, **placement(path, runtime, threads)}
+    except Exception as error:  # the placement is a detail: its failure never costs the measurement
+        return {"accelerator": RUNTIMES[runtime].kind, "placement_error": _first_line(error)}
 
 
 class RuntimeUnavailable(RuntimeError):

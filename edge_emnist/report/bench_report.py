@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edge_emnist.device.cards import read_refusals
 from edge_emnist.io import atomic_path, save_figure
-from edge_emnist.report import profiles, robustness
+from edge_emnist.report import gpu, profiles, robustness
 from edge_emnist.report.pareto import knee, pareto_front
 from edge_emnist.report.results import candidates, drop_superseded, failed, latest, skipped
 from edge_emnist.report.summary import HEADERS as SUMMARY_HEADERS
@@ -205,6 +205,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
             markdown_table(HEADERS, [_row(r, throughput) for r in by_latency]),
             "",
         ]
+    lines += gpu.section(current, skipped(records))
     lines += _accuracy_by_target(records)
     lines += robustness.section(robust, out_dir)
     lines += profiles.section(profile_records, out_dir, card_dirs)
