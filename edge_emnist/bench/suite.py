@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edge_emnist.device import records as records_of
 from edge_emnist.device.cards import read_card
 from edge_emnist.device.formats import CPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES, on_gpu, runtimes_for
-from edge_emnist.device.records import BUSY_SPREAD, SCHEMA_VERSION
+from edge_emnist.device.records import BUSY_SPREAD
 from edge_emnist.device.runner import gpu_target
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import append_jsonl, check_writable
@@ -132,8 +133,7 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                                                         placed[dataset] if dataset else None,
                                                         runtimes_for(artifact.suffix, options.runtimes)))
             except EdgeEmnistError as error:  # one broken artifact costs only its own records
-                failed = {"schema": SCHEMA_VERSION, "artifact": artifact.name, "runtime": RUNTIME_OF_SUFFIX[
-                    artifact.suffix], "settings": {"threads": threads}, "failed": str(error)}
+                failed = records_of.failed(artifact.name, RUNTIME_OF_SUFFIX[artifact.suffix], threads, str(error))
                 where = {"hostname": platform.node(), "machine": platform.machine()}  # best known: the runner died
                 label_records([failed], card, options.target or machine.label(where), session)
                 append_jsonl(options.results, [failed])
@@ -190,10 +190,9 @@ def import_results(paths: list[Path], target: str | None = None) -> list[dict]:
             host, found = payload["host"], payload["records"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError):
             raise EdgeEmnistError(f"{path} is not a runner result (python runner.py ... --json FILE)") from None
-        label = target or SshMachine.label(host)
         for record in found:  # GPU figures under the GPU's name, as when measured here or over SSH
-            label_records([record], {}, target or (gpu_target(host) if on_gpu(record.get("runtime")) else label),
-                          session)
+            where = gpu_target(host) if on_gpu(record.get("runtime")) else SshMachine.label(host)
+            label_records([record], {}, target or where, session)
             record["imported_from"] = str(path)
         records += found
     return records

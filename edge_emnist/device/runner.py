@@ -34,6 +34,7 @@ except ImportError:  # copied to a device beside the other RUNNER_FILES
     from profiles import ProfileUnavailable, placement, profile  # type: ignore[no-redef]
     from records import BUSY_SPREAD, SCHEMA_VERSION  # type: ignore[no-redef]
     from runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason  # type: ignore[no-redef]
+
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "neon", "asimd", "asimddp",
              "fphp", "asimdhp", "sve", "i8mm")
 
