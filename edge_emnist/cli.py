@@ -228,6 +228,39 @@ def cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runner(args: argparse.Namespace) -> int:
+    """Copy the device runner where a device without SSH (a phone under Termux, a board on a USB stick) gets it."""
+    import shutil
+
+    from edge_emnist.device import RUNNER_FILES
+
+    if args.out.exists() and not args.out.is_dir():
+        raise EdgeEmnistError(f"{args.out} exists and is not a folder")
+    clashes = [p.name for p in RUNNER_FILES if (args.out / p.name).exists()]
+    if clashes and not args.force:
+        raise EdgeEmnistError(f"{args.out} already has {', '.join(clashes)} (--force replaces them)")
+    data = None
+    if args.dataset:  # the test split as the runner reads it: upright uint8 images and labels
+        import numpy as np
+
+        from edge_emnist.data import load_dataset
+
+        test = load_dataset(args.dataset, args.data_dir, args.cache_dir, splits=("test",)).test
+        data = args.out / f"{args.dataset}-test.npz"
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in RUNNER_FILES:
+        shutil.copy(path, args.out / path.name)
+    if data:
+        np.savez_compressed(data, images=test.images, labels=test.labels)
+    print(f"wrote {', '.join(p.name for p in RUNNER_FILES)}{f', {data.name}' if data else ''} to {args.out}/ (Python "
+          "3.9+, numpy, and ai-edge-litert or onnxruntime there). On the device:\n"
+          "  python runner.py model.tflite --threads 1,4 --batch 1,32 --json out.json      # latency, memory\n"
+          f"  python runner.py model.tflite --data {data.name if data else 'TEST.npz'} --json out.json   # + accuracy\n"
+          "  python runner.py model.tflite --profile --json profile.json                   # per operator\n"
+          "back here: edge-emnist bench --import out.json --target arm:pi5")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from edge_emnist.models import list_models
     from edge_emnist.models.profile import cached_profiles, macs, trainable_params
@@ -758,6 +791,18 @@ def build_parser() -> argparse.ArgumentParser:
                                         "Emulated runs measure correctness, never latency.")
     p.add_argument("--install", nargs="+", metavar="TARGET", help="fetch what these targets need (QEMU from Debian)")
     p.set_defaults(handler=cmd_targets)
+
+    p = commands.add_parser("runner", help="write the device runner to a folder, for a device without SSH",
+                            description="Copies the runner and the four modules it needs (edge_emnist/device: "
+                                        "plain Python over numpy and the runtimes) to OUT, to carry to a device "
+                                        "that `bench --ssh` cannot reach; its --json output comes back with "
+                                        "`bench --import`.")
+    p.add_argument("out", type=Path, metavar="OUT", help="folder to write to (made if missing)")
+    p.add_argument("--force", action="store_true", help="replace runner files already there")
+    p.add_argument("--dataset", choices=sorted(DATASETS), help="also write this dataset's test split as "
+                                                              "<name>-test.npz, for accuracy on the device")
+    _data_options(p)
+    p.set_defaults(handler=cmd_runner)
 
     p = commands.add_parser("models", help="the architectures with their parameters and MACs")
     p.add_argument("--classes", type=_positive_int, default=47, help="output classes (default: 47)")

@@ -520,6 +520,12 @@ def test_bench_on_an_emulated_arm_core(artifacts, tmp_path, capsys):
                  str(root / "exported")]) == 0
     report = (tmp_path / "r" / "report.md").read_text()
     assert "## Accuracy on every target" in report and target in report
+    profiles = tmp_path / "profiles.jsonl"  # the profiler ships with the runner and runs on ARM's kernels too
+    assert main(["profile", str(int8[0]), "--target", target, "--runs", "5", "--warmup", "1", "--runtime",
+                 "litert,ort", "--results", str(profiles)]) == 0
+    (profiled,) = [json.loads(line) for line in profiles.read_text().splitlines()]
+    assert profiled["target"] == target and profiled["emulated"] and profiled["host"]["machine"] == "aarch64"
+    assert profiled["operators"] and profiled["kind"] == "profile"
 
 
 def test_bench_and_report_write_to_the_workspace_by_default(artifacts, tmp_path, monkeypatch):
@@ -621,3 +627,28 @@ def test_onnx_runtime_placement_names_the_provider_of_every_node(artifacts):
     where = placement(onnx, "ort")
     assert where["nodes"] == where["cpu_nodes"] > 0 and where["providers"] == ["CPUExecutionProvider"]
     assert "QLinearConv" in where["cpu_ops"]
+
+
+def test_runner_command_writes_what_a_device_without_ssh_needs(artifacts, tmp_path, capsys):
+    """`edge-emnist runner DIR --dataset NAME`: the runner files and the test split, enough to measure accuracy
+    on a device with nothing of edge-emnist installed; existing files are kept unless --force."""
+    root, paths = artifacts
+    out = tmp_path / "for-the-phone"
+    assert main(["runner", str(out), "--dataset", "mnist", "--data-dir", str(root / "data")]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([*(p.name for p in RUNNER_FILES), "mnist-test.npz"])
+    script = ("import sys; sys.modules['edge_emnist'] = None; sys.path.insert(0, '.'); "
+              "import runner; sys.exit(runner.main(sys.argv[1:]))")
+    tflite = next(p for p in paths if p.name.endswith("int8.tflite"))
+    done = subprocess.run([sys.executable, "-c", script, str(tflite), "--runs", "10", "--batch", "1", "--data",
+                           "mnist-test.npz", "--json", "out.json"], cwd=out, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (record,) = json.loads((out / "out.json").read_text())["records"]
+    card = json.loads(tflite.with_name(tflite.name + ".json").read_text())
+    assert record["test_images"] == 200 and record["accuracy"] == pytest.approx(card["accuracy"]["artifact"])
+    capsys.readouterr()
+    assert main(["runner", str(out)]) == 2
+    assert "already has runner.py" in capsys.readouterr().err
+    assert main(["runner", str(out), "--force"]) == 0
+    (tmp_path / "a-file").write_text("")
+    assert main(["runner", str(tmp_path / "a-file")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
