@@ -525,6 +525,7 @@ def _machine(args: argparse.Namespace, options):
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from edge_emnist.bench.suite import BenchOptions, bench
+    from edge_emnist.report.profiles import outside
 
     options = BenchOptions(runtimes=tuple(args.runtime.split(",")), threads=args.threads, batches=(1,),
                            runs=args.runs, warmup=args.warmup, xnnpack=not args.no_xnnpack, accuracy=False,
@@ -542,6 +543,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         for op in r["operators"][:args.top]:
             where = op.get("kernel") or (op.get("provider") or "").replace("ExecutionProvider", "")
             print(f"  {op['ms']:9.4f} ms {op['ms'] / r['operators_ms']:6.1%}  {op['op']:<18} {where:<8} {op['name']}")
+        slow = outside(r)
+        if slow:
+            print(f"  outside the accelerated path: {', '.join(slow)}")
     failures = [r for r in records if r.get("failed")]
     print(f"appended {len(records)} records to {args.results}" + (f" ({len(failures)} failed)" if failures else ""))
     return 1 if failures else 0
