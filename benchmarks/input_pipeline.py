@@ -1,10 +1,11 @@
 """Is the input pipeline ever the bottleneck? Pipeline images/s against training images/s, batch 256.
 
-    python benchmarks/input_pipeline.py --data-dir ../shared/data/emnist-dev
+    python benchmarks/input_pipeline.py --data-dir ../shared/data/emnist-dev [--backend tensorflow]
 
 Pipeline: one pass over the real train split through `data.pipeline.Batches` (shuffle, batch, scale; with and
-without the default augmentation), in one thread, nothing else. Training: `train_on_batch` on batches already in
-memory, per architecture, so it measures compute alone. The ratio says how many times faster the pipeline is than
+without the default augmentation), in one thread, nothing else. Training: the engine's Keras 3 step on batches
+already in memory, per architecture (benchmarks/train_step.py's `measure`, as `edge-emnist train` compiles it),
+so it measures compute alone. The ratio says how many times faster the pipeline is than
 the fastest trainer.
 Results go to benchmarks/results/input_pipeline.csv and benchmarks/input_pipeline.md.
 """
@@ -14,17 +15,16 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from edge_emnist.backend import keras, tf
+from edge_emnist import engine
 from edge_emnist.data import load_dataset
 from edge_emnist.data.augment import Augment
 from edge_emnist.data.pipeline import Batches
-from edge_emnist.models import create_model
 from edge_emnist.report.tables import markdown_table
 
 HERE = Path(__file__).parent
@@ -44,19 +44,13 @@ def pipeline_rate(images: np.ndarray, labels: np.ndarray, augment: Augment | Non
     return seen / (time.perf_counter() - start)
 
 
-def training_rate(arch: str, num_classes: int, steps: int) -> tuple[float, float]:
-    keras.utils.set_random_seed(0)
-    model = create_model(arch, num_classes)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    x = tf.random.uniform((BATCH, 28, 28, 1))
-    y = tf.random.uniform((BATCH,), maxval=num_classes, dtype=tf.int64)
-    for _ in range(3):
-        model.train_on_batch(x, y)
-    start = time.perf_counter()
-    for _ in tqdm(range(steps), desc=arch, leave=False):
-        model.train_on_batch(x, y)
-    seconds = (time.perf_counter() - start) / steps
-    return BATCH / seconds, seconds * 1000
+def training_rate(arch: str, keras, steps: int) -> tuple[float, float]:
+    """Images/s and median ms per step of the engine's training step (benchmarks/train_step.py)."""
+    sys.path.insert(0, str(HERE))
+    from train_step import measure
+
+    ms = measure(arch, keras, batch=BATCH, steps=steps, warmup=3)["ms_per_step_p50"]
+    return BATCH * 1000 / ms, ms
 
 
 def main() -> None:
@@ -66,7 +60,10 @@ def main() -> None:
     parser.add_argument("--archs", default="lenet5,simple_cnn,custom_vgg,custom_resnet,resnet50")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per architecture")
     parser.add_argument("--epochs", type=int, default=2, help="timed pipeline passes over the train split")
+    parser.add_argument("--backend", choices=sorted(engine.BACKENDS),
+                        help="Keras 3 backend of the training step (default: what `edge-emnist train` picks here)")
     args = parser.parse_args()
+    keras = engine.load_keras(args.backend)
 
     data = load_dataset(args.dataset, args.data_dir, quiet=True)
     images, labels = data.train.images, data.train.labels
@@ -78,7 +75,7 @@ def main() -> None:
     slowest_pipeline = min(float(r[1].replace(",", "")) for r in rows)
     for arch in args.archs.split(","):
         steps = max(3, args.steps // 4) if arch == "resnet50" else args.steps
-        rate, ms = training_rate(arch, data.spec.num_classes, steps)
+        rate, ms = training_rate(arch, keras, steps)
         rows.append([f"train {arch}", f"{rate:,.0f}", f"{ms:.1f}", f"{slowest_pipeline / rate:.1f}x"])
         print(f"train {arch}: {rate:,.0f} images/s, {ms:.1f} ms/step")
 
@@ -91,7 +88,8 @@ def main() -> None:
 
     described = host_description()
     host = (f"{described['cpu']} ({isa_tier(described)}: {' '.join(described['isa'])}), {os.cpu_count()} cores, "
-            f"TensorFlow {tf.__version__}; augmentation: the default `Augment()` in one thread")
+            f"Keras {keras.__version__} on {keras.backend.backend()}; augmentation: the default `Augment()` in one "
+            "thread")
     (HERE / "input_pipeline.md").write_text(
         "# Input pipeline vs training throughput\n\n"
         f"Measured on {host}, {data.spec.name} train split from `{data.provenance.directory}` "
@@ -99,7 +97,8 @@ def main() -> None:
         "```\npython benchmarks/input_pipeline.py --data-dir ../shared/data/emnist-dev\n```\n\n"
         + markdown_table(headers, rows)
         + "\n\nThe last column is the slower (augmented) pipeline's rate divided by each model's training rate: "
-        "above 1x the pipeline keeps the model fed.\n"
+        "above 1x the pipeline keeps the model fed. In `edge-emnist train` the batches come through Keras 3's "
+        "PyDataset; `--workers N` makes (augmented) batches ahead in N threads while the model trains.\n"
     )
 
 

@@ -81,22 +81,29 @@ def table(results: Path) -> None:
     from edge_emnist.device.runner import isa_tier
 
     records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    latest = {}
+    latest, every = {}, {}
     for r in records:
         m = r["machine"]
         device = ", ".join(m["gpus"]) or f"{m['cpu']} ({m['cores']} cores, {isa_tier(m)})"
-        latest[(device, r["backend"], r["precision"], r["arch"])] = r
+        xla = {"False": "off", "True": "on"}.get(r.get("jit_compile"), "Keras' choice")
+        key = (device, r["backend"], r["precision"], xla, r["arch"])
+        latest[key] = r
+        every.setdefault(key, []).append(r["ms_per_step_p50"])
     lines = ["# Training step time at batch 256", "",
              "Median of timed `train_on_batch` steps on in-memory batches after warm-up (compilation), Adam, "
              "Keras 3; made by `python benchmarks/train_step.py` (records: `results/train_step.jsonl`, one per "
-             "architecture with the machine; the latest record per row). XLA as `edge-emnist train` sets it (off for "
-             "TensorFlow on a CPU, where it doubled the step). The study's Table 10 was measured on its GPU.", "",
-             "| device | backend | precision | architecture | ms/step | images/s | study, Table 10 ms/step |",
-             "|---|---|---|---|---:|---:|---:|"]
-    for (device, backend, precision, arch), r in sorted(latest.items(),
-                                                        key=lambda kv: (kv[0][:3], ORDER.index(kv[0][3]))):
-        ms = r["ms_per_step_p50"]
-        lines.append(f"| {device} | {backend} | {precision} | {arch} | {ms:.1f} | {r['batch'] * 1000 / ms:,.0f} | "
+             "architecture with the machine; the latest record per row, and the range of every record of that row: "
+             "a shared VM's step time varies between runs, so compare backends measured in one session). XLA as "
+             "`edge-emnist train` sets it (off for TensorFlow on a CPU, where it doubled the step). The study's "
+             "Table 10 was measured on its GPU.", "",
+             "| device | backend | precision | XLA | architecture | ms/step | images/s | range ms/step (runs) | "
+             "study, Table 10 ms/step |",
+             "|---|---|---|---|---|---:|---:|---|---:|"]
+    for key, r in sorted(latest.items(), key=lambda kv: (kv[0][:4], ORDER.index(kv[0][4]))):
+        device, backend, precision, xla, arch = key
+        ms, runs = r["ms_per_step_p50"], every[key]
+        lines.append(f"| {device} | {backend} | {precision} | {xla} | {arch} | {ms:.1f} | "
+                     f"{r['batch'] * 1000 / ms:,.0f} | {min(runs):.1f}-{max(runs):.1f} ({len(runs)}) | "
                      f"{STUDY_MS_PER_STEP.get(arch, '-')} |")
     TABLE.write_text("\n".join(lines) + "\n")
     print("wrote", TABLE)

@@ -29,7 +29,7 @@ class Backend:
 
 # The order is the preference on a machine with an NVIDIA GPU when neither --backend nor KERAS_BACKEND says: the
 # first one installed. On a CPU TensorFlow comes first: measured on a 2-core AVX2 EPYC (benchmarks/train_step.md),
-# its step (without XLA) is 1.6-13x shorter than JAX's or PyTorch's for every architecture.
+# its step (without XLA) is the shortest for every architecture (1.9-11x shorter than JAX's or PyTorch's).
 BACKENDS = {b.name: b for b in (
     Backend("jax", "jax", "pip install 'edge-emnist[jax]' (on an NVIDIA GPU: 'edge-emnist[jax-cuda]')",
             "keras.distribution.DataParallel"),
