@@ -251,6 +251,12 @@ def test_bench_over_ssh(artifacts, sshd, tmp_path, capsys, monkeypatch):
     assert gpu["runtime"] == "ort-cuda" and "CUDAExecutionProvider" in gpu["skipped"]
     assert len(folders) == 1 and not folders[0].exists()  # the device's folder is removed afterwards
 
+    profiles = tmp_path / "profiles.jsonl"  # the same machine class carries the profiler to the device
+    tflite = next(p for p in paths if p.suffix == ".tflite")
+    assert main(["profile", str(tflite), "--runs", "5", "--warmup", "1", "--results", str(profiles), *sshd]) == 0
+    (profiled,) = [json.loads(line) for line in profiles.read_text().splitlines()]
+    assert profiled["kind"] == "profile" and profiled["via"].endswith("@127.0.0.1") and profiled["operators"]
+
 
 def test_ssh_failures_are_one_line(artifacts, sshd, tmp_path, capsys):
     _, paths = artifacts
