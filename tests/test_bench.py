@@ -576,10 +576,18 @@ def test_profile_times_every_operator_and_the_report_shows_where_the_time_goes(a
     assert gpu and all(r.get("skipped") or r.get("kind") == "profile" for r in gpu)
 
     report = tmp_path / "report"
-    assert main(["report", "--results", str(results), "--profiles", str(results), "--out", str(report),
+    measured = tmp_path / "bench.jsonl"  # the unprofiled p50 of one of them goes beside its profile
+    int8 = next(p for p in paths if p.name.endswith("int8.tflite"))
+    assert main(["bench", str(int8), "--runtime", "litert", "--runs", "20", "--batch", "1", "--no-accuracy",
+                 "--no-yardstick", "--results", str(measured)]) == 0
+    p50 = json.loads(measured.read_text().splitlines()[0])["latency"]["p50_ms"]
+    assert main(["report", "--results", str(measured), "--profiles", str(results), "--out", str(report),
                  "--exported", str(root / "exported")]) == 0
     text = (report / "report.md").read_text()
     assert "## Where the time goes" in text and "CONV_2D" in text
+    (line,) = [line for line in text.splitlines() if line.startswith(f"| {int8.name} | litert | 1 |")
+               and "XNNPACK" not in line and "(" in line]
+    assert f"| {p50:.4f} |" in line
     slug = records[0]["target"].replace(":", "-")
     assert (report / f"profile-{slug}.png").stat().st_size > 1000
 

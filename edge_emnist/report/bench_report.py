@@ -208,7 +208,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
     lines += gpu.section(current, skipped(records))
     lines += _accuracy_by_target(records)
     lines += robustness.section(robust, out_dir)
-    lines += profiles.section(profile_records, out_dir, card_dirs)
+    lines += profiles.section(profile_records, out_dir, card_dirs, bench=current)
     gone = skipped(records)
     if gone:
         lines += ["## Skipped targets", ""] + [f"- {r['runtime']}: {r['skipped']}" for r in gone] + [""]

@@ -11,8 +11,8 @@ from pathlib import Path
 from edge_emnist.io import save_figure
 from edge_emnist.report.tables import markdown_table
 
-HEADERS = ["artifact", "runtime", "threads", "whole inference (ms)", "operator time by type: ms (share)",
-           "outside the accelerated path"]
+HEADERS = ["artifact", "runtime", "threads", "whole inference (ms)", "bench p50 (ms)",
+           "operator time by type: ms (share)", "outside the accelerated path"]
 TOP_TYPES = 4
 
 
@@ -55,9 +55,18 @@ def outside(record: dict) -> list[str]:
     return [f"{op} x{n}" if n > 1 else op for op, n in sorted(counts.items())]
 
 
-def row(record: dict) -> list[str]:
+def _setting(record: dict) -> tuple:
+    settings = record.get("settings") or {}
+    return (record.get("target"), record["artifact"], record.get("artifact_sha256"), record["runtime"],
+            settings.get("threads"), settings.get("xnnpack"))
+
+
+def row(record: dict, bench_p50: dict[tuple, float] | None = None) -> list[str]:
+    """`bench_p50`: the unprofiled batch-1 p50 of the same file and setting on the same target, where measured."""
+    p50 = (bench_p50 or {}).get(_setting(record))
+    measured = f"{p50:.4f}" if p50 is not None else "-"
     if record.get("unavailable"):
-        return [record["artifact"], record["runtime"], str(record["settings"].get("threads")), "-",
+        return [record["artifact"], record["runtime"], str(record["settings"].get("threads")), "-", measured,
                 f"not profiled: {record['unavailable']}", "-"]
     shares = by_type(record)
     top = " · ".join(f"{op} {ms:.4f} ({share:.0%})" for op, ms, share in shares[:TOP_TYPES])
@@ -65,7 +74,7 @@ def row(record: dict) -> list[str]:
         top += f" · {len(shares) - TOP_TYPES} more ({sum(s for _, _, s in shares[TOP_TYPES:]):.0%})"
     slow = outside(record)
     return [record["artifact"], record["runtime"], str(record["settings"].get("threads")),
-            f"{record['total_ms']:.4f}", top, ", ".join(slow) if slow else "none"]
+            f"{record['total_ms']:.4f}", measured, top, ", ".join(slow) if slow else "none"]
 
 
 # Operator names differ by runtime (CONV_2D, Conv, QLinearConv): the plot colours them by what they compute.
@@ -124,17 +133,20 @@ def plot(records: list[dict], target: str, output: Path) -> Path | None:
     return save_figure(fig, output)
 
 
-def section(records: Sequence[dict], out_dir: Path, card_dirs: Sequence[Path] = ()) -> list[str]:
+def section(records: Sequence[dict], out_dir: Path, card_dirs: Sequence[Path] = (),
+            bench: Sequence[dict] = ()) -> list[str]:
+    """`bench`: the latest bench records, for each profiled setting's unprofiled p50 beside its profiled time."""
     profiles = current(records, card_dirs)
     if not profiles:
         return []
+    bench_p50 = {_setting(r): r["latency"]["p50_ms"] for r in bench if r.get("batch") == 1}
     lines = ["## Where the time goes (per operator, batch 1)", "",
              "Made by `edge-emnist profile ARTIFACTS` on each target. ONNX Runtime: its own profiler on the optimized "
              "graph (mean kernel time per node; profiling adds overhead, so the whole inference reads slower than "
-             "in the tables above). LiteRT: each operator timed alone in a one-operator model with the same "
-             "settings (median), which says whether XNNPACK or a builtin kernel ran it; isolated times miss fusion "
-             "and add one call's overhead each. Per type: the summed time of its operators in ms, and its share of all "
-             "operators' time.", ""]
+             "its bench p50, the same file and setting measured unprofiled, where there is one). LiteRT: each "
+             "operator timed alone in a one-operator model with the same settings (median), which says whether "
+             "XNNPACK or a builtin kernel ran it; isolated times miss fusion and add one call's overhead each. Per "
+             "type: the summed time of its operators in ms, and its share of all operators' time.", ""]
     for target in sorted({r.get("target") for r in profiles}, key=str):
         mine = sorted((r for r in profiles if r.get("target") == target),
                       key=lambda r: (r["artifact"], r["runtime"], r["settings"].get("threads") or 0))
@@ -146,5 +158,5 @@ def section(records: Sequence[dict], out_dir: Path, card_dirs: Sequence[Path] = 
                   f"{host.get('cpu', '?')}, ISA {' '.join(host.get('isa') or []) or 'n/a'}"
                   + (" (emulated: times are QEMU's, shares only hint at the real CPU)" if emulated else "") + ".", "",
                   *([f"![operator time on {target}]({picture.name})", ""] if picture else []),
-                  markdown_table(HEADERS, [row(r) for r in mine]), ""]
+                  markdown_table(HEADERS, [row(r, bench_p50) for r in mine]), ""]
     return lines
