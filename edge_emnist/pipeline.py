@@ -114,6 +114,10 @@ class Pipeline:
     def results(self) -> Path:
         return self.out / "bench.jsonl"
 
+    @property
+    def profiles(self) -> Path:
+        return self.out / "profiles.jsonl"
+
     # --- the stages ------------------------------------------------------------------------------------
     def stages(self) -> list[Stage]:
         stages = []
@@ -132,6 +136,7 @@ class Pipeline:
         threads = ",".join(map(str, self.config.threads))
         stages += [
             Stage("bench", f"benchmark every artifact here ({threads} threads, {self.config.runs} runs)", self._bench),
+            Stage("profile", "time every operator of every artifact at batch 1 (where the time goes)", self._profile),
             Stage("report", "report: Markdown table, Pareto plot, size bars", self._report),
             Stage("pick", "pick the artifact to ship", self._pick),
         ]
@@ -200,14 +205,27 @@ class Pipeline:
         staged.replace(self.results)
         return {"results": str(self.results), "records": len(records)}
 
+    def _profile(self) -> dict:
+        from edge_emnist.bench.suite import BenchOptions, bench
+
+        staged = self.profiles.with_name(f".tmp-{self.profiles.name}")
+        staged.unlink(missing_ok=True)
+        staged.touch()
+        options = BenchOptions(threads=self.config.threads[:1], batches=(1,), runs=self.config.runs, accuracy=False,
+                               yardstick=False, results=staged, profile=True)
+        records = bench(self.artifacts(), options, log=self.log)
+        staged.replace(self.profiles)
+        return {"profiles": str(self.profiles), "records": len(records)}
+
     def _report(self) -> dict:
         from edge_emnist.report.bench_report import write_report
         from edge_emnist.report.results import load_records
 
-        command = (f"edge-emnist report --results {self.results} --out {self.out / 'report'} "
-                   f"--exported {self.exported}")
+        command = (f"edge-emnist report --results {self.results} --profiles {self.profiles} "
+                   f"--out {self.out / 'report'} --exported {self.exported}")
+        profiles = load_records([self.profiles]) if self.profiles.exists() else []
         return {"report": str(write_report(load_records([self.results]), self.out / "report", command=command,
-                                           card_dirs=[self.exported]))}
+                                           card_dirs=[self.exported], profile_records=profiles))}
 
     def _pick(self) -> dict:
         from edge_emnist.device.cards import card_path
@@ -241,7 +259,7 @@ class Pipeline:
         per_epoch = {"simple_cnn": 2.0, "lenet5": 1.0, "lenet5_relu": 1.0}.get(arch, 8.0)
         return {"train": c.epochs * per_epoch, "prune": c.prune_epochs * per_epoch * 2,
                 "qat": c.qat_epochs * per_epoch * 2, "export": 5.0, "bench": 6.0 * len(c.threads) * c.runs / 1000,
-                "report": 0.3, "pick": 0.1}[kind]
+                "profile": 1.5 * c.runs / 1000, "report": 0.3, "pick": 0.1}[kind]
 
     # --- running ----------------------------------------------------------------------------------------
     def load_state(self) -> None:

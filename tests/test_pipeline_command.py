@@ -34,7 +34,7 @@ def test_pipeline_interrupted_then_resumed(data, tmp_path, capsys, monkeypatch):
     state = json.loads((out / STATE_FILE).read_text())
     assert list(state["done"]) == ["train:lenet5", "prune:lenet5", "qat:lenet5"]
     first = capsys.readouterr().out
-    assert "plan for" in first and "0 of 7 stages done" in first
+    assert "plan for" in first and "0 of 8 stages done" in first
 
     trained = []
     monkeypatch.setattr(Pipeline, "_export", real_export)
@@ -42,12 +42,12 @@ def test_pipeline_interrupted_then_resumed(data, tmp_path, capsys, monkeypatch):
     assert main(command(data, out)) == 0
     assert trained == []  # finished stages are skipped, not re-run
     printed = capsys.readouterr().out
-    assert "3 of 7 stages done" in printed and "[done]" in printed
+    assert "3 of 8 stages done" in printed and "[done]" in printed
     assert "picked " in printed and "shipping " in printed and "report: " in printed
 
     state = json.loads((out / STATE_FILE).read_text())
     assert list(state["done"]) == ["train:lenet5", "prune:lenet5", "qat:lenet5", "export:lenet5", "bench",
-                                   "report", "pick"]
+                                   "profile", "report", "pick"]
     names = {p.split("/")[-1] for p in state["done"]["export:lenet5"]["artifacts"]}
     for variant in ("fp32", "fp16", "dynamic", "p50-fp32", "p50-qat-int8"):
         assert {f"lenet5-mnist-{variant}.tflite", f"lenet5-mnist-{variant}.onnx"} <= names
@@ -59,6 +59,9 @@ def test_pipeline_interrupted_then_resumed(data, tmp_path, capsys, monkeypatch):
     assert {r["artifact"] for r in records} == names and all(r["latency"]["runs"] in (50,) for r in records
                                                               if r["batch"] == 1)
     assert (out / "report" / "report.md").exists() and list((out / "report").glob("pareto-*.png"))
+    profiles = [json.loads(line) for line in (out / "profiles.jsonl").read_text().splitlines()]
+    assert {r["artifact"] for r in profiles if r.get("kind") == "profile"} == names
+    assert "## Where the time goes" in (out / "report" / "report.md").read_text()
     pick = state["done"]["pick"]
     picked = out / "picked" / pick["artifact"].split("/")[-1]
     assert picked.exists() and picked.with_name(picked.name + ".json").exists()
@@ -77,7 +80,7 @@ def test_refused_artifacts_never_stop_the_pipeline(data, tmp_path, capsys, monke
 
     monkeypatch.setitem(PARITY_BAR, "none", 0.999)  # float32 passes again; the quantized ones still fail
     state = json.loads((out / STATE_FILE).read_text())
-    for stage in ("export:lenet5", "bench", "report"):
+    for stage in ("export:lenet5", "bench", "profile", "report"):
         state["done"].pop(stage)
     (out / STATE_FILE).write_text(json.dumps(state))
     assert main(command(data, out)) == 0
