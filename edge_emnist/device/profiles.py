@@ -54,8 +54,8 @@ def profile(path: Path, runtime: str, *, threads: int = 1, runs: int = 500, warm
 
 
 def _input_like(shape, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
-    shape = [d if isinstance(d, int) and d > 0 else 1 for d in (int(d) if isinstance(d, np.integer) else d
-                                                              for d in shape)]  # a named or -1 batch: 1
+    """Random values of the input's type; a named (ONNX) or -1 (LiteRT) batch dimension becomes 1."""
+    shape = [int(d) if isinstance(d, (int, np.integer)) and int(d) > 0 else 1 for d in shape]
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         return rng.integers(info.min, int(info.max) + 1, shape).astype(dtype)
