@@ -110,8 +110,11 @@ def table(results: Path) -> None:
 
 
 def main() -> None:
+    sys.path.insert(0, str(HERE.parent))
+    from edge_emnist.engine import BACKENDS  # no Keras import: the backend is chosen before Keras loads
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["jax", "torch", "tensorflow"])
+    parser.add_argument("--backend", choices=list(BACKENDS))
     parser.add_argument("--arch", default=",".join(ORDER))
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=30)

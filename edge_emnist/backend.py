@@ -37,21 +37,3 @@ def _split_cpu_for_tests() -> None:
 
 
 _split_cpu_for_tests()
-
-
-class KerasBatches(keras.utils.Sequence):
-    """tf_keras' view of `data.pipeline.Batches` (Keras 3 has the same protocol in keras.utils.PyDataset).
-    Fit it with shuffle=False: the batches shuffle themselves, by (seed, epoch), so a resume is exact."""
-
-    def __init__(self, batches):
-        super().__init__()
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, index: int):
-        return self.batches[index]
-
-    def on_epoch_end(self) -> None:
-        self.batches.on_epoch_end()

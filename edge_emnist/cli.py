@@ -16,6 +16,7 @@ from pathlib import Path
 from edge_emnist import __version__
 from edge_emnist.data.registry import DATASETS
 from edge_emnist.device.formats import CPU_RUNTIMES, FORMATS, QUANTIZATIONS, RUNTIMES
+from edge_emnist.engine import BACKENDS
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.pipeline import PipelineConfig
 from edge_emnist.workspace import (
@@ -30,6 +31,18 @@ from edge_emnist.workspace import (
 )
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def _runtime_options(p: argparse.ArgumentParser, *, runs: int, runs_help: str) -> None:
+    """What bench and profile run each artifact on, and how often."""
+    p.add_argument("--runtime", default=",".join(CPU_RUNTIMES),
+                   help=f"comma list of {', '.join(RUNTIMES)} (default: {','.join(CPU_RUNTIMES)}); each artifact "
+                        "runs on the ones that take its format; GPU targets absent here are recorded as skipped "
+                        "with the reason")
+    p.add_argument("--threads", type=_int_list, default=(1,), help="comma list (default: 1)")
+    p.add_argument("--runs", type=_positive_int, default=runs, help=f"{runs_help} (default: {runs})")
+    p.add_argument("--warmup", type=_positive_int, default=50, help="untimed runs first (default: 50)")
+    p.add_argument("--no-xnnpack", action="store_true", help="LiteRT without the XNNPACK delegate")
 
 
 def _where_options(p: argparse.ArgumentParser) -> None:
@@ -371,7 +384,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distribute", choices=["auto", "none", "mirrored"], default="auto",
                         help="auto (default) = data parallel over 2+ GPUs (JAX: keras.distribution.DataParallel, "
                              "TensorFlow: MirroredStrategy); mirrored = over every device, CPUs too")
-    parser.add_argument("--backend", choices=["jax", "torch", "tensorflow"],
+    parser.add_argument("--backend", choices=list(BACKENDS),
                         help="Keras 3 backend that trains (default: KERAS_BACKEND, else on an NVIDIA GPU the first "
                              "installed of jax, torch, tensorflow, on a CPU tensorflow, the fastest there); a run can "
                              "be resumed on another")
@@ -922,15 +935,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "p99), throughput at larger batches, peak memory, host description. "
                                         "Appends one JSON record per setting to --results.")
     p.add_argument("artifacts", type=Path, nargs="*", metavar="ARTIFACT", help=".tflite / .onnx files")
-    p.add_argument("--runtime", default=",".join(CPU_RUNTIMES),
-                   help=f"comma list of {', '.join(RUNTIMES)} (default: {','.join(CPU_RUNTIMES)}); each artifact "
-                        "runs on the ones that take its format; GPU targets absent here are recorded as skipped "
-                        "with the reason")
-    p.add_argument("--threads", type=_int_list, default=(1,), help="comma list (default: 1)")
+    _runtime_options(p, runs=1000, runs_help="timed batch-1 runs")
     p.add_argument("--batch", type=_int_list, default=(1, 32), help="comma list; 1 gives latency (default: 1,32)")
-    p.add_argument("--runs", type=_positive_int, default=1000, help="timed batch-1 runs (default: 1000)")
-    p.add_argument("--warmup", type=_positive_int, default=50, help="untimed runs first (default: 50)")
-    p.add_argument("--no-xnnpack", action="store_true", help="LiteRT without the XNNPACK delegate")
     p.add_argument("--no-accuracy", action="store_true", help="skip the test-split accuracy pass")
     p.add_argument("--no-yardstick", action="store_true", help="skip the litert-benchmark comparison")
     p.add_argument("--test-images", type=_positive_int, metavar="N",
@@ -952,12 +958,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "whether XNNPACK or a builtin kernel ran it. Prints the top operators and appends one `profile` "
                     "record per artifact, runtime and thread count; `report --profiles` shows them.")
     p.add_argument("artifacts", type=Path, nargs="+", metavar="ARTIFACT", help=".tflite / .onnx files or folders")
-    p.add_argument("--runtime", default=",".join(CPU_RUNTIMES),
-                   help=f"comma list of {', '.join(RUNTIMES)} (default: {','.join(CPU_RUNTIMES)})")
-    p.add_argument("--threads", type=_int_list, default=(1,), help="comma list (default: 1)")
-    p.add_argument("--runs", type=_positive_int, default=500, help="timed runs per operator/model (default: 500)")
-    p.add_argument("--warmup", type=_positive_int, default=50, help="untimed runs first (default: 50)")
-    p.add_argument("--no-xnnpack", action="store_true", help="LiteRT without the XNNPACK delegate")
+    _runtime_options(p, runs=500, runs_help="timed runs per operator and of the whole model")
     p.add_argument("--top", type=_positive_int, default=8, help="operators printed per artifact (default: 8)")
     p.add_argument("--results", type=Path, default=USER_PROFILES,
                    help=f"JSONL file to append to (default: {USER_PROFILES}; the committed profiles are "

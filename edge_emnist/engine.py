@@ -193,12 +193,16 @@ def device_description(keras, backend: str) -> dict:
 
 
 def batches_for_keras(keras, batches, workers: int = 1):
-    """`data.pipeline.Batches` as a Keras 3 PyDataset. Batches are a pure function of (seed, epoch, index), so
-    `workers` threads may make them ahead; the epoch advances in on_epoch_end, after Keras stops prefetching."""
+    """`data.pipeline.Batches` as Keras' own batch source: a PyDataset in Keras 3, a Sequence in tf_keras (fine-
+    tuning). Batches are a pure function of (seed, epoch, index), so Keras 3's `workers` threads may make them
+    ahead; the epoch advances in on_epoch_end, after Keras stops prefetching. Fit with shuffle=False: the batches
+    shuffle themselves, so a resume is exact."""
+    base = getattr(keras.utils, "PyDataset", None)
+    options = {"workers": workers, "use_multiprocessing": False} if base else {}
 
-    class PyBatches(keras.utils.PyDataset):
+    class PyBatches(base or keras.utils.Sequence):
         def __init__(self):
-            super().__init__(workers=workers, use_multiprocessing=False)
+            super().__init__(**options)
 
         def __len__(self) -> int:
             return len(batches)

@@ -192,30 +192,29 @@ class Pipeline:
             found += [Path(p) for p in self.state["done"][f"export:{arch}"]["artifacts"]]
         return found
 
-    def _bench(self) -> dict:
+    def _bench_into(self, results: Path, **options) -> int:
+        """Every artifact through `bench` into a staged file that takes `results`' name only when complete (a
+        re-run of the stage starts clean); the number of records."""
         from edge_emnist.bench.suite import BenchOptions, bench
 
-        staged = self.results.with_name(f".tmp-{self.results.name}")
+        staged = results.with_name(f".tmp-{results.name}")
         staged.unlink(missing_ok=True)
         staged.touch()  # records are appended as they come; with every artifact refused there are none
+        records = bench(self.artifacts(), BenchOptions(runs=self.config.runs, results=staged, **options),
+                        data_dir=self.data_dir, cache_dir=self.cache_dir, log=self.log)
+        staged.replace(results)
+        return len(records)
+
+    def _bench(self) -> dict:
         # no litert-benchmark yardstick here: it repeats every .tflite timing (a fifth of this stage) and the pick
         # does not read it; `edge-emnist bench` runs it on the committed measurements
-        options = BenchOptions(threads=self.config.threads, runs=self.config.runs, results=staged, yardstick=False)
-        records = bench(self.artifacts(), options, data_dir=self.data_dir, cache_dir=self.cache_dir, log=self.log)
-        staged.replace(self.results)
-        return {"results": str(self.results), "records": len(records)}
+        count = self._bench_into(self.results, threads=self.config.threads, yardstick=False)
+        return {"results": str(self.results), "records": count}
 
     def _profile(self) -> dict:
-        from edge_emnist.bench.suite import BenchOptions, bench
-
-        staged = self.profiles.with_name(f".tmp-{self.profiles.name}")
-        staged.unlink(missing_ok=True)
-        staged.touch()
-        options = BenchOptions(threads=self.config.threads[:1], batches=(1,), runs=self.config.runs, accuracy=False,
-                               yardstick=False, results=staged, profile=True)
-        records = bench(self.artifacts(), options, log=self.log)
-        staged.replace(self.profiles)
-        return {"profiles": str(self.profiles), "records": len(records)}
+        count = self._bench_into(self.profiles, threads=self.config.threads[:1], batches=(1,), accuracy=False,
+                                 yardstick=False, profile=True)
+        return {"profiles": str(self.profiles), "records": count}
 
     def _report(self) -> dict:
         from edge_emnist.report.bench_report import write_report

@@ -29,11 +29,11 @@ import numpy as np
 try:
     from edge_emnist.device.formats import settings as settings_of
     from edge_emnist.device.records import SCHEMA_VERSION
-    from edge_emnist.device.runtimes import ADAPTERS, native_stderr_muted
+    from edge_emnist.device.runtimes import ADAPTERS, litert_interpreter, native_stderr_muted
 except ImportError:  # copied to a device beside the other RUNNER_FILES
     from formats import settings as settings_of  # type: ignore[no-redef]
     from records import SCHEMA_VERSION  # type: ignore[no-redef]
-    from runtimes import ADAPTERS, native_stderr_muted  # type: ignore[no-redef]
+    from runtimes import ADAPTERS, litert_interpreter, native_stderr_muted  # type: ignore[no-redef]
 
 
 class ProfileUnavailable(RuntimeError):
@@ -106,12 +106,10 @@ def _median_invoke_ms(interpreter, runs: int, warmup: int) -> float:
     return float(np.median(samples)) / 1e6
 
 
-def _interpreter(content: bytes, threads: int, xnnpack: bool, rng: np.random.Generator):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    with native_stderr_muted():
-        interpreter = Interpreter(model_content=content, num_threads=threads, experimental_op_resolver_type=resolver)
+def _interpreter(content: bytes, threads: int, xnnpack: bool, rng: np.random.Generator, **options):
+    """An interpreter on `content` with random inputs set, ready to invoke."""
+    interpreter = litert_interpreter(threads=threads, xnnpack=xnnpack, model_content=content, **options)
+    with native_stderr_muted():  # XNNPACK announces itself when the tensors are allocated
         interpreter.allocate_tensors()
     for detail in interpreter.get_input_details():
         interpreter.set_tensor(detail["index"], _input_like(detail["shape"], np.dtype(detail["dtype"]), rng))
@@ -162,20 +160,12 @@ def _litert(path: Path, runtime: str, *, threads: int, runs: int, warmup: int,
 def _folded_at_init(model, content: bytes) -> dict[int, np.ndarray]:
     """Values of the tensors that operators on constants only make (float16 weights dequantized): the runtime
     computes them once when preparing, so a one-operator model gets them as constants, as the whole model has."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
     graph = model.subgraphs[0]
     made = [t for op in graph.operators if not any(i >= 0 and not _constant(model, graph, i) for i in op.inputs)
             for t in op.outputs]
     if not made:
         return {}
-    with native_stderr_muted():
-        interpreter = Interpreter(model_content=content, experimental_preserve_all_tensors=True,
-                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        interpreter.allocate_tensors()
-    rng = np.random.default_rng(0)
-    for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], _input_like(detail["shape"], np.dtype(detail["dtype"]), rng))
+    interpreter = _interpreter(content, 1, False, np.random.default_rng(0), experimental_preserve_all_tensors=True)
     interpreter.invoke()
     return {t: np.ascontiguousarray(interpreter.get_tensor(t)) for t in made}
 

@@ -12,6 +12,7 @@ without SSH (Android under Termux) copy them and run it by hand:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -24,13 +25,13 @@ import numpy as np
 
 try:
     from edge_emnist.device import records
-    from edge_emnist.device.formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for, settings
+    from edge_emnist.device.formats import RUNTIME_OF_SUFFIX, RUNTIMES, on_gpu, runtimes_for, settings
     from edge_emnist.device.profiles import ProfileUnavailable, placement, profile
     from edge_emnist.device.records import BUSY_SPREAD, SCHEMA_VERSION
     from edge_emnist.device.runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason
 except ImportError:  # copied to a device beside the other RUNNER_FILES
     import records  # type: ignore[no-redef]
-    from formats import RUNTIME_OF_SUFFIX, RUNTIMES, runtimes_for, settings  # type: ignore[no-redef]
+    from formats import RUNTIME_OF_SUFFIX, RUNTIMES, on_gpu, runtimes_for, settings  # type: ignore[no-redef]
     from profiles import ProfileUnavailable, placement, profile  # type: ignore[no-redef]
     from records import BUSY_SPREAD, SCHEMA_VERSION  # type: ignore[no-redef]
     from runtimes import accuracy, file_sizes, open_artifact, package_versions, unavailable_reason  # type: ignore[no-redef]
@@ -80,17 +81,22 @@ def isa_tier(host: dict) -> str:
 
 def gpu_names() -> list[str]:
     """NVIDIA GPUs as nvidia-smi names them ([] without one, or without nvidia-smi)."""
+    return list(_nvidia_smi_names())
+
+
+@functools.cache  # asked by the host description, the default backend and doctor: nvidia-smi runs once
+def _nvidia_smi_names() -> tuple[str, ...]:
     import shutil
     import subprocess
 
     if not shutil.which("nvidia-smi"):
-        return []
+        return ()
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
                              text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
+        return ()
+    return tuple(line.strip() for line in out.splitlines() if line.strip())
 
 
 def gpu_target(host: dict) -> str:
@@ -156,7 +162,7 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
     try:
         model = open_artifact(path, runtime, **options)
     except Exception as error:
-        if RUNTIMES[runtime].kind == "gpu":  # no usable GPU (a loader without a device, a driver too old): a fact
+        if on_gpu(runtime):  # no usable GPU (a loader without a device, a driver too old): a fact
             raise RuntimeUnavailable(f"{runtime} could not start here (no usable GPU or driver?): "
                                      f"{_all_lines(error)}") from error
         raise
@@ -185,7 +191,7 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
         "init_ms": init_ms,
         "first_inference_ms": first_ms,
         # GPU runtimes: computed on the GPU (accuracy too), and whether every operator ran there
-        **({"device": device_info(model, path, runtime, threads)} if RUNTIMES[runtime].kind == "gpu" else {}),
+        **({"device": device_info(model, path, runtime, threads)} if on_gpu(runtime) else {}),
     }
     rows = []
     for batch in batches:
@@ -197,9 +203,9 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
         latency = percentiles_ms(time_runs(model.run_raw, x, count, warmup))
         spread = latency["spread_p99_p50"]
         rows.append({**common, "batch": batch, "latency": latency,
-                        "throughput_ips": batch * 1000 / latency["mean_ms"],
-                        "load": {"before": load_before, "after": load_average(), "cores": os.cpu_count()},
-                        "busy": spread is not None and spread > BUSY_SPREAD})
+                     "throughput_ips": batch * 1000 / latency["mean_ms"],
+                     "load": {"before": load_before, "after": load_average(), "cores": os.cpu_count()},
+                     "busy": spread is not None and spread > BUSY_SPREAD})
     peak = _rss_mb()
     for record in rows:
         record["memory"] = {"baseline_rss_mb": baseline, "peak_rss_mb": peak}
@@ -212,9 +218,9 @@ def device_info(model, path: Path, runtime: str, threads: int) -> dict:
     if hasattr(model, "device_info"):
         return model.device_info()
     try:
-        return {"accelerator": RUNTIMES[runtime].kind, **placement(path, runtime, threads)}
+        return {"accelerator": "gpu", **placement(path, runtime, threads)}
     except Exception as error:  # the placement is a detail: its failure never costs the measurement
-        return {"accelerator": RUNTIMES[runtime].kind, "placement_error": _first_line(error)}
+        return {"accelerator": "gpu", "placement_error": _first_line(error)}
 
 
 class RuntimeUnavailable(RuntimeError):

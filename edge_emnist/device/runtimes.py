@@ -76,6 +76,16 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.float32) - zero_point) * np.float32(scale)
 
 
+def litert_interpreter(*, threads: int = 1, xnnpack: bool = True, **source):
+    """LiteRT's interpreter on XNNPACK (as on a phone) or on its builtin kernels only, its start-up lines muted;
+    `source`: model_path= or model_content=, plus any other Interpreter option."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    with native_stderr_muted():
+        return Interpreter(num_threads=threads, experimental_op_resolver_type=resolver, **source)
+
+
 @dataclass
 class LiteRTModel:
     """A .tflite model in ai_edge_litert's interpreter; XNNPACK on by default, as on a phone."""
@@ -87,12 +97,7 @@ class LiteRTModel:
     _batch: int = field(init=False, default=-1)
 
     def __post_init__(self) -> None:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        resolver = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        with native_stderr_muted():
-            self._interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads,
-                                            experimental_op_resolver_type=resolver)
+        self._interpreter = litert_interpreter(threads=self.threads, xnnpack=self.xnnpack, model_path=str(self.path))
         self.input = self._interpreter.get_input_details()[0]
         self.output = self._interpreter.get_output_details()[0]
 

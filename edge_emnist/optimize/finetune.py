@@ -12,9 +12,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from edge_emnist.backend import KerasBatches, keras
+from edge_emnist.backend import keras
 from edge_emnist.data import load_dataset
 from edge_emnist.data.download import sha256_of
+from edge_emnist.engine import batches_for_keras
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import save_weights
 from edge_emnist.optimize import prune as pruning
@@ -57,8 +58,8 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     batch = run.config.batch_size
     # The source run's augmentation goes on during fine-tuning: pruning or QAT on plain images would pull the
     # weights back towards the scanner's look the run was trained away from.
-    train_ds = KerasBatches(input_batches(x_train, y_train, run.config, train=True))
-    val_ds = KerasBatches(input_batches(x_val, y_val, run.config))
+    train_ds = batches_for_keras(keras, input_batches(x_train, y_train, run.config, train=True))
+    val_ds = batches_for_keras(keras, input_batches(x_val, y_val, run.config))
     model = run.build_model(data.spec.num_classes)
     history = []
 
@@ -74,7 +75,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         calibrated = calibrate_ranges(float_model, model, calibration_sample(run.config, x_train, CALIBRATION_IMAGES))
         history += _fit(model, train_ds, val_ds, qat_epochs or epochs, lr, verbose, "qat", [])
 
-    test_ds = KerasBatches(input_batches(data.test.images, data.test.labels, run.config))
+    test_ds = batches_for_keras(keras, input_batches(data.test.images, data.test.labels, run.config))
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     _, val_accuracy = model.evaluate(val_ds, verbose=0)
     _, test_accuracy = model.evaluate(test_ds, verbose=0)

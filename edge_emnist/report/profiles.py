@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge_emnist.device.formats import on_gpu
 from edge_emnist.io import save_figure
 from edge_emnist.report.tables import markdown_table
 
@@ -45,7 +46,7 @@ def outside(record: dict) -> list[str]:
     settings = record.get("settings") or {}
     if record["runtime"] == "litert" and settings.get("xnnpack", True):
         slow = [op["op"] for op in record["operators"] if op.get("kernel") == "builtin"]
-    elif record["runtime"] in ("ort-cuda", "ort-tensorrt"):
+    elif on_gpu(record["runtime"]):
         slow = [op["op"] for op in record["operators"] if op.get("provider") == "CPUExecutionProvider"]
     else:
         return []
