@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import sys
 import time
@@ -71,6 +72,37 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 def _dataset_option(parser: argparse.ArgumentParser, default: str | None = "emnist-bymerge") -> None:
     parser.add_argument("--dataset", default=default, choices=list(DATASETS), metavar="NAME",
                         help=f"one of: {', '.join(DATASETS)} (default: {default})")
+
+
+def _positive_float(text: str) -> float:
+    """A finite number above zero: nan would mean "no limit" and inf no limit either."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want a fraction such as 0.88, got {text!r}") from None
+    if not 0 <= value <= 1:  # False for nan
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {text}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -243,29 +275,12 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 def cmd_runner(args: argparse.Namespace) -> int:
     """Copy the device runner where a device without SSH (a phone under Termux, a board on a USB stick) gets it."""
-    import shutil
+    from edge_emnist.bench.runner_folder import write_runner
 
-    from edge_emnist.device import RUNNER_FILES
-
-    if args.out.exists() and not args.out.is_dir():
-        raise EdgeEmnistError(f"{args.out} exists and is not a folder")
-    clashes = [p.name for p in RUNNER_FILES if (args.out / p.name).exists()]
-    if clashes and not args.force:
-        raise EdgeEmnistError(f"{args.out} already has {', '.join(clashes)} (--force replaces them)")
-    data = None
-    if args.dataset:  # the test split as the runner reads it: upright uint8 images and labels
-        import numpy as np
-
-        from edge_emnist.data import load_dataset
-
-        test = load_dataset(args.dataset, args.data_dir, args.cache_dir, splits=("test",)).test
-        data = args.out / f"{args.dataset}-test.npz"
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path in RUNNER_FILES:
-        shutil.copy(path, args.out / path.name)
-    if data:
-        np.savez_compressed(data, images=test.images, labels=test.labels)
-    print(f"wrote {', '.join(p.name for p in RUNNER_FILES)}{f', {data.name}' if data else ''} to {args.out}/ (Python "
+    written = write_runner(args.out, dataset=args.dataset, force=args.force, data_dir=args.data_dir,
+                           cache_dir=args.cache_dir)
+    data = written[-1] if args.dataset else None
+    print(f"wrote {', '.join(p.name for p in written)} to {args.out}/ (Python "
           "3.9+, numpy, and ai-edge-litert or onnxruntime there). On the device:\n"
           "  python runner.py model.tflite --threads 1,4 --batch 1,32 --json out.json      # latency, memory\n"
           f"  python runner.py model.tflite --data {data.name if data else 'TEST.npz'} --json out.json   # + accuracy\n"
@@ -350,6 +365,7 @@ def _augment_spec(text: str) -> str:
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
     from edge_emnist.models import list_models
+    from edge_emnist.train import TrainConfig
 
     parser.add_argument("--arch", required=True, choices=list_models(), metavar="ARCH",
                         help=f"one of: {', '.join(list_models())}")
@@ -357,8 +373,10 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=_positive_int, default=70, help="maximum epochs (default: 70)")
     parser.add_argument("--batch-size", type=_positive_int, default=256, help="default: 256")
     parser.add_argument("--optimizer", choices=["adam", "nadam", "sgd"], default="adam")
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
-    parser.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: 0)")
+    parser.add_argument("--lr", type=_positive_float, default=TrainConfig.lr,
+                        help=f"learning rate (default: {TrainConfig.lr:g})")
+    parser.add_argument("--momentum", type=_finite_float, default=TrainConfig.momentum,
+                        help=f"SGD momentum (default: {TrainConfig.momentum:g}, the study's)")
     parser.add_argument("--lr-schedule", choices=["constant", "plateau"], default="constant",
                         help="plateau: halve the LR after 2 epochs without validation-loss gain (default: constant, "
                              "the study's); --resume --lr-schedule plateau switches it on for the rest of a run")
@@ -367,7 +385,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=_positive_int, default=10,
                         help="stop after this many epochs without a better validation accuracy (default: 10)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--val-fraction", type=float, default=0.1,
+    parser.add_argument("--val-fraction", type=_finite_float, default=0.1,
                         help="share of train held out for validation, stratified (default: 0.1)")
     parser.add_argument("--augment", type=_augment_spec, default="on", metavar="SPEC",
                         help="random handwriting variation while training: on (default: rotation 12 deg, shift 2 px, "
@@ -467,7 +485,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _finetune_options(parser: argparse.ArgumentParser, epochs_help: str) -> None:
     parser.add_argument("run", type=Path, metavar="RUN", help="a finished training run folder")
     parser.add_argument("--epochs", type=_positive_int, default=2, help=epochs_help)
-    parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate (default: 1e-4)")
+    parser.add_argument("--lr", type=_positive_float, default=1e-4, help="fine-tuning learning rate (default: 1e-4)")
     parser.add_argument("--output", type=Path, metavar="DIR",
                         help="new run folder (default: RUN-p50, RUN-qat, RUN-p50-qat beside RUN)")
     _data_options(parser)
@@ -638,7 +656,7 @@ def cmd_pick(args: argparse.Namespace) -> int:
         here = LocalMachine.label(host_description())
         target = here if any(r.get("target") == here for r in records) else "cpu"
     _, why = pick(records, target, constraints, threads=args.threads, dataset=args.dataset,
-                  artifact_dirs=args.exported)
+                  artifact_dirs=args.exported, check_files=True, allow_uncarded=args.allow_uncarded)
     print(why)
     return 0
 
@@ -647,9 +665,9 @@ def cmd_pick(args: argparse.Namespace) -> int:
 
 def _pick_constraints(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("pick constraints (none: the Pareto knee)")
-    group.add_argument("--max-latency-ms", type=float, help="on p90 at batch 1")
-    group.add_argument("--max-size-kb", type=float, help="raw artifact size in KiB")
-    group.add_argument("--min-accuracy", type=float, help="test accuracy as a fraction, e.g. 0.88")
+    group.add_argument("--max-latency-ms", type=_positive_float, help="on p90 at batch 1")
+    group.add_argument("--max-size-kb", type=_positive_float, help="raw artifact size in KiB")
+    group.add_argument("--min-accuracy", type=_fraction, help="test accuracy as a fraction, e.g. 0.88")
 
 
 STUDY_ARCHS = ("lenet5", "custom_resnet", "custom_vgg", "simple_cnn", "resnet50")
@@ -900,7 +918,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=256, help="default: 256")
     p.add_argument("--patience", type=_positive_int, default=10, help="early stopping on validation (default: 10)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sparsity", type=float, default=0.5, help="pruning target (default: 0.5)")
+    p.add_argument("--sparsity", type=_sparsity_fraction, default=0.5, help="pruning target (default: 0.5)")
     p.add_argument("--prune-epochs", type=_positive_int, default=1, help="default: 1")
     p.add_argument("--qat-epochs", type=_positive_int, default=1, help="default: 1")
     p.add_argument("--augment", type=_augment_spec, default="off", metavar="SPEC",
@@ -1012,7 +1030,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="a target label such as cpu:vm-avx2, or its kind before ':' (default: this "
                                     "machine's label where it has measurements, else cpu)")
     _pick_constraints(p)
-    p.add_argument("--min-robust-accuracy", type=float, metavar="FRACTION",
+    p.add_argument("--min-robust-accuracy", type=_fraction, metavar="FRACTION",
                    help="mean accuracy under the everyday transformations (rotation +-15 deg, strokes +-1 px, zoom "
                         "0.8/1.2, 2 px off centre) from `edge-emnist robustness` records, e.g. 0.8")
     p.add_argument("--robustness", type=Path, nargs="+", metavar="JSONL",
@@ -1021,7 +1039,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", metavar="NAME",
                    help="only artifacts trained on this dataset (needed when the results hold several)")
     p.add_argument("--exported", type=Path, nargs="+", metavar="DIR",
-                   help="only artifacts still present in these folders and unchanged since they were measured")
+                   help="only artifacts still present in these folders and unchanged since they were measured "
+                        "(default: where bench measured each, then exported/ and benchmarks/results/not-shipped/; "
+                        "a file found nowhere, changed, or contradicted by its card is never picked)")
+    p.add_argument("--allow-uncarded", action="store_true",
+                   help="also consider files that were measured without a current model card")
     p.add_argument("--results", type=Path, nargs="+", default=[COMMITTED_RESULTS],
                    help=f"JSONL files (default: {COMMITTED_RESULTS}; yours: {USER_RESULTS})")
     p.set_defaults(handler=cmd_pick)
@@ -1055,6 +1077,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edge-emnist: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a vanished folder, a permission: the system's reason and the file, one line
+        where = f": {e.filename}" if e.filename else ""
+        print(f"edge-emnist: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

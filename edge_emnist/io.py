@@ -14,9 +14,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(path.parent)
     # The temporary ends with the real name, so writers that choose a format by suffix (".weights.h5",
-    # ".png") pick the same one.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f".{path.name}")
+    # ".png") pick the same one; it starts with the writer's pid, so a later writer can tell an orphan.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-", suffix=f".{path.name}")
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the finished file gets the usual permissions
     try:
@@ -25,6 +26,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def remove_orphans(folder: Path) -> None:
+    """Delete temporaries left by writers that were killed outright (SIGKILL, power loss: no `finally` ran): a
+    `.tmp-<pid>-...` whose process no longer exists on this machine."""
+    for tmp in folder.glob(".tmp-*-*"):
+        pid = tmp.name[5:].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _umask() -> int:
@@ -55,6 +76,29 @@ def check_writable(folder: str | Path) -> None:
         raise EdgeEmnistError(f"{folder}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise EdgeEmnistError(f"{folder}: {existing} is not writable")
+
+
+def check_results_file(path: str | Path, *, must_exist: bool = False) -> Path:
+    """A results file must be a regular file (or, to be appended to, not exist yet): a folder, a FIFO or a device
+    is refused before any work, in one line, instead of failing (or hanging) after it."""
+    import stat
+
+    from edge_emnist.errors import EdgeEmnistError
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if must_exist:
+            raise EdgeEmnistError(f"no benchmark results at {path} (run `edge-emnist bench` first)") from None
+        check_writable(path.parent)
+        return path
+    except OSError as error:
+        raise EdgeEmnistError(f"{path}: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise EdgeEmnistError(f"{path} is {what}: results are a JSONL file (give a file path such as runs/bench.jsonl)")
+    return path
 
 
 def append_jsonl(path: str | Path, records: list[dict]) -> None:

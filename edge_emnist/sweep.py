@@ -22,6 +22,24 @@ SWEEPABLE = {"init": str, "optimizer": str, "lr": float, "batch_size": int, "mom
              "patience": int, "augment": str}  # augment: on, off or a strength (0.5)
 
 
+# What the study's grids (Tables 6 and 8) held fixed, as far as its report says: 70 epochs, batch 256, SGD with
+# momentum 0.9, no augmentation (none is described). A sweep says which of these its own cells do not share.
+STUDY_SETTINGS = {"epochs": 70, "batch_size": 256, "momentum": 0.9, "augment": False}
+
+
+def differences_from_study(config: TrainConfig) -> list[str]:
+    """'augment on (the study: off)'-style notes for every fixed setting that is not the study's."""
+    config.validate()  # resolves augment to its fields or False
+    notes = []
+    for key, study in STUDY_SETTINGS.items():
+        ours = getattr(config, key)
+        if key == "augment":
+            ours, study = ("on" if ours else "off"), "off"
+        if ours != study:
+            notes.append(f"{key} {ours} (the study: {study})")
+    return notes
+
+
 def parse_grid(items: list[str]) -> dict[str, list]:
     """["init=he,lecun", "lr=0.01"] -> {"init": ["he", "lecun"], "lr": [0.01]}"""
     grid: dict[str, list] = {}
@@ -55,6 +73,9 @@ def run_sweep(base: TrainConfig, grid: dict[str, list], out_dir: Path, **train_k
     out_dir = Path(out_dir)
     results = []
     todo = cells(grid)
+    differences = [note for note in differences_from_study(base) if note.split()[0] not in grid]
+    if differences:
+        tqdm.write(f"sweep: differs from the study's grid in {'; '.join(differences)}")
     for cell in tqdm(todo, desc="sweep", unit="cell"):
         config = dataclasses.replace(base, **cell)
         run_dir = out_dir / cell_name(cell)
@@ -65,18 +86,20 @@ def run_sweep(base: TrainConfig, grid: dict[str, list], out_dir: Path, **train_k
             metrics = train(config, run_dir, resume=(run_dir / "config.json").exists(), **train_kwargs)
         results.append({**cell, **{k: metrics[k] for k in
                                    ("val_accuracy", "test_accuracy", "best_epoch", "epochs_run", "seconds_per_epoch")}})
-        write_tables(results, grid, out_dir)
+        write_tables(results, grid, out_dir, differences)
     return results
 
 
-def write_tables(results: list[dict], grid: dict[str, list], out_dir: Path) -> None:
+def write_tables(results: list[dict], grid: dict[str, list], out_dir: Path, differences: list[str] = ()) -> None:
     keys = list(grid)
     headers = [*keys, "val accuracy", "test accuracy", "best epoch", "epochs", "s/epoch"]
     rows = [[*(r[k] for k in keys), f"{r['val_accuracy']:.4f}", f"{r['test_accuracy']:.4f}", r["best_epoch"],
              r["epochs_run"], f"{r['seconds_per_epoch']:.1f}"] for r in results]
     with atomic_path(out_dir / "sweep.csv") as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f).writerows([headers, *rows])
-    text = f"# Sweep\n\n{markdown_table(headers, rows)}\n"
+    same = f"Differs from the study's grid in: {'; '.join(differences)}." if differences else (
+        "The study's fixed settings (epochs, batch size, SGD momentum, no augmentation).")
+    text = f"# Sweep\n\n{same}\n\n{markdown_table(headers, rows)}\n"
     # The study's layout: first key down, second across, test accuracy in the cells.
     if len(keys) >= 2 and all(len(grid[k]) == 1 for k in keys[2:]):
         down, across = keys[0], keys[1]

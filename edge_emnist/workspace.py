@@ -16,6 +16,7 @@ USER_PROFILES = WORKSPACE / "profiles.jsonl"
 
 SHIPPED_EXPORTS = Path("exported")
 COMMITTED_RESULTS = Path("benchmarks/results/bench.jsonl")
+NOT_SHIPPED = Path("benchmarks/results/not-shipped")  # measured artifacts too big to ship: their cards stay here
 COMMITTED_REPORT = Path("benchmarks/report")
 COMMITTED_ROBUSTNESS = Path("benchmarks/results/robustness.jsonl")
 COMMITTED_PROFILES = Path("benchmarks/results/profiles.jsonl")

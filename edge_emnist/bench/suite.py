@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import secrets
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,12 +19,12 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_emnist.device import records as records_of
-from edge_emnist.device.cards import read_card
+from edge_emnist.device.cards import CARD_MISSING, CARD_OF_ANOTHER_FILE, checked_card
 from edge_emnist.device.formats import CPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES, on_gpu, runtimes_for
 from edge_emnist.device.records import BUSY_SPREAD
-from edge_emnist.device.runner import gpu_target
+from edge_emnist.device.runner import gpu_target, sha256_file
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.io import append_jsonl, check_writable
+from edge_emnist.io import append_jsonl, check_results_file
 from edge_emnist.targets.machines import LocalMachine, SshMachine
 from edge_emnist.workspace import USER_RESULTS
 
@@ -55,6 +56,29 @@ class BenchOptions:
             raise EdgeEmnistError("--runs must be at least 1 (the headline figures want 1000 or more)")
         if min(self.threads) < 1 or min(self.batches) < 1:
             raise EdgeEmnistError("threads and batch sizes must be positive")
+        if max(self.threads) > MAX_THREADS:
+            raise EdgeEmnistError(f"--threads {max(self.threads)}: at most {MAX_THREADS} (more than any CPU here has)")
+        check_results_file(self.results)
+
+
+MAX_THREADS = 1024  # the runtimes abort far above a machine's cores (LiteRT on 99999 threads leaves no output)
+
+
+def check_label(target: str | None) -> None:
+    """A label for a native run may not claim another machine: an emulated target's name (mistyped or bare, it
+    would measure here and file x86 numbers as ARM) or another processor architecture."""
+    from edge_emnist.targets.qemu import EMULATED_CPUS
+
+    if target is None:
+        return
+    kind = target.split(":", 1)[0].lower()
+    if kind.startswith("qemu"):
+        raise EdgeEmnistError(f"unknown emulated target {target!r}: choose from {', '.join(EMULATED_CPUS)}")
+    here = {"x86_64": "x86", "amd64": "x86", "aarch64": "arm", "arm64": "arm"}.get(platform.machine().lower())
+    claims = {"x86_64": "x86", "x86": "x86", "amd64": "x86", "arm": "arm", "aarch64": "arm", "arm64": "arm"}.get(kind)
+    if claims and here and claims != here:
+        raise EdgeEmnistError(f"--target {target!r} names a {claims} machine, but this one is {platform.machine()}: "
+                              "measure there (--ssh, or runner.py and --import), or leave --target out")
 
 
 def _test_data(cards: list[dict], data_dir, cache_dir, scratch: Path, limit: int | None = None) -> dict[str, Path]:
@@ -90,8 +114,35 @@ def yardstick_check(ours_p50: float, theirs_median: float, resolution: float = 0
             "agrees": relative <= YARDSTICK_TOLERANCE or difference <= resolution / 2 + 1e-9}
 
 
-def label_records(records: list[dict], card: dict, target: str, session: str) -> None:
+UNCARDED = {CARD_MISSING: "no model card beside it", CARD_OF_ANOTHER_FILE: "its model card describes another file "
+             "(sha256 differs)"}
+
+
+def new_session() -> str:
+    """A bench call's id: its start to the second, plus random digits, so concurrent calls never share one."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _check_classes(artifact: Path, card: dict) -> None:
+    """The card's dataset must have as many classes as its labels (so accuracy compares like with like)."""
+    from edge_emnist.data.registry import DATASETS
+
+    spec = DATASETS.get(card.get("dataset"))
+    labels = len(card.get("labels") or {})
+    if spec is not None and labels and spec.num_classes != labels:
+        raise EdgeEmnistError(f"{artifact}: the card names {spec.name} ({spec.num_classes} classes) but lists "
+                              f"{labels} labels; export the artifact again")
+
+
+def label_records(records: list[dict], card: dict, target: str, session: str, card_status: str | None = None,
+                  artifact: Path | None = None) -> None:
+    """What a record says beyond the runner's own fields: where it ran, when, the card it was measured with and
+    the path bench was given (where `pick` looks for the file again)."""
     for record in records:
+        if card_status is not None:
+            record["card"] = card_status
+        if artifact is not None:
+            record["artifact_path"] = str(artifact)
         record.update({
             "target": target, "session": session, "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "arch": card.get("arch"), "dataset": card.get("dataset"), "quantize": card.get("quantize"),
@@ -108,18 +159,28 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
     """Measure every applicable combination on `machine` (default: here); records are also appended to
     options.results, labelled with the description the runner took on the machine that ran it."""
     options.validate()
-    check_writable(options.results.parent)
     for artifact in artifacts:
         if not artifact.exists():
             raise EdgeEmnistError(f"no artifact at {artifact}")
         if artifact.suffix not in RUNTIME_OF_SUFFIX:
             raise EdgeEmnistError(f"{artifact}: not a {' or '.join(RUNTIME_OF_SUFFIX)} artifact")
+    if machine is None:
+        check_label(options.target)
     machine = machine or LocalMachine()
-    cards = {a: read_card(a) or {} for a in artifacts}
-    session = time.strftime("%Y%m%dT%H%M%S")
+    cards, card_status = {}, {}
+    for artifact in artifacts:  # a card that contradicts its model stops the run here, before any measurement
+        card, card_status[artifact] = checked_card(artifact, sha256_file(artifact))
+        cards[artifact] = card or {}
+        if card:
+            _check_classes(artifact, card)
+        else:
+            log(f"warning: {artifact}: {UNCARDED[card_status[artifact]]}; measured without accuracy, and `pick` "
+                "leaves it out unless --allow-uncarded")
+    session = new_session()
     jobs = [(a, t) for a in artifacts for t in options.threads if runtimes_for(a.suffix, options.runtimes)]
     said_skipped: set[str] = set()
     records: list[dict] = []
+    known_host: dict | None = None
     with tempfile.TemporaryDirectory() as scratch, machine:
         data = (_test_data(list(cards.values()), data_dir, cache_dir, Path(scratch), options.test_images)
                 if options.accuracy and not options.profile else {})
@@ -134,13 +195,14 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                                                         runtimes_for(artifact.suffix, options.runtimes)))
             except EdgeEmnistError as error:  # one broken artifact costs only its own records
                 failed = records_of.failed(artifact.name, RUNTIME_OF_SUFFIX[artifact.suffix], threads, str(error))
-                where = {"hostname": platform.node(), "machine": platform.machine()}  # best known: the runner died
-                label_records([failed], card, options.target or machine.label(where), session)
+                where = known_host or machine.describe()  # the runner died: the host as last seen, or asked here
+                label_records([failed], card, options.target or machine.label(where), session,
+                              card_status[artifact], artifact)
                 append_jsonl(options.results, [failed])
                 records.append(failed)
                 log(f"failed {artifact.name} ({threads} threads): {error}")
                 continue
-            host = result["host"]
+            host = known_host = result["host"]
             target = options.target or machine.label(host)
             for skipped in (r for r in result["records"] if r.get("skipped")):
                 if skipped["runtime"] not in said_skipped:  # the machine says why, once per runtime
@@ -165,7 +227,7 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                         record["yardstick"] = {"litert_benchmark": theirs, **check}
             for record in found:  # GPU figures go under the GPU's name, CPU figures under the CPU's
                 label_records([record], card, options.target or (gpu_target(host) if on_gpu(record["runtime"])
-                                                                 else target), session)
+                                                                 else target), session, card_status[artifact], artifact)
             if isinstance(machine, SshMachine):
                 for record in found:
                     record["via"] = f"ssh {machine.destination}"
@@ -182,7 +244,7 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
 
 def import_results(paths: list[Path], target: str | None = None) -> list[dict]:
     """Records a device wrote with `runner.py --json`, labelled with that device's own description."""
-    session = time.strftime("%Y%m%dT%H%M%S")
+    session = new_session()
     records = []
     for path in paths:
         try:

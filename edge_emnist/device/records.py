@@ -44,6 +44,12 @@ def profile_unavailable(artifact: str, runtime: str, threads: int, reason: str) 
             "settings": {"threads": threads}, "unavailable": reason}
 
 
+def card_status(record: dict) -> str:
+    """"ok" where the measured file had a current model card beside it; "missing" or "another file" where not
+    (records from before the `card` field: judged by whether a card's sha256 was recorded)."""
+    return record.get("card") or ("ok" if record.get("card_sha256") else "missing")
+
+
 def problem(record: object) -> str | None:
     """None for a record every reader can use; else what is wrong with it, in a few words."""
     if not isinstance(record, dict):

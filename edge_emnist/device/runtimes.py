@@ -9,6 +9,7 @@ device runner can ship it as is.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import os
 import sys
@@ -240,6 +241,55 @@ ADAPTERS: dict[str, Callable[..., LiteRTModel | OrtModel | LiteRTCompiled]] = {
 }
 
 
+# A 960-byte .tflite, relu(2x + 1) on a (1, 4) float32 input: what the GPU probe asks the accelerator to run.
+_PROBE_MODEL = (
+    "eNpdUz1Lw1AUvWmjDRhqqZ9Ihw7OVevXImrxAwr9AC2OViEZAjYFjaKT/ggHB0cRhw4O/gBnR3FwqP9A/Qcaz325CTGPHvJy3rnn"
+    "3ndvWiCi1nZtfpSKVKBJGqUcmeAM0rEncAE81mlEFnCQJsJPrRSwAOhA3/f9jOxHgI1mY29rZ7fabLTrW63KZqVVga+pvA2cD8a0"
+    "HcdtH5+6ntOx22f28YnTdZWmD7wBz8AdcAtcSz0cu4+c/DwAclKTQdkoB3PTih1UXJiTlxndV1d3XrYvHyeWPr7Sci9daiyXynOl"
+    "WaIXycWec6VFpqL18OP7PeBbNJJjPZk34K/W3qHtA8N4q9eqO8WNrot7e7ZVIrRY9Z5wj7BC9sgKz/PoAY/Ak3h2Dh03nIcVi5+S"
+    "+CGJLwR1DfGzCGhRbzKqRqY08WSvdKTJKs+4l/R7zJR979f3NYlJxb6P0E8TbgD4lHl6QZPU+Sp6x7Kc+LFuks/A8yyrlo0PxLtI"
+    "+p4l4sIZrYDnWjqnR//09wl9Wvp1BH4g0M9cSK2vCW1KtDeiPbSsSEs0ruZFMrFgZcAGfQ09NHny/4X354n7pGROhnrXFWeqvpNi"
+    "uN/5wDP/B7wweU0="
+)
+_PROBE = """
+import base64, sys, tempfile, zlib, numpy as np
+from ai_edge_litert.compiled_model import CompiledModel, HardwareAccelerator
+with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+    f.write(zlib.decompress(base64.b64decode(sys.argv[1]))); f.flush()
+    model = CompiledModel.from_file(f.name, hardware_accel=HardwareAccelerator.GPU)
+    if not model.is_fully_accelerated():
+        print("no GPU took the model: the accelerator found no usable adapter"); sys.exit(0)
+    inputs, outputs = model.create_input_buffers(0), model.create_output_buffers(0)
+    inputs[0].write(np.arange(4, dtype=np.float32).reshape(1, 4) - 1)
+    model.run_by_index(0, inputs, outputs)
+    got = outputs[0].read(4, np.float32)
+    print("ok" if np.allclose(got, [0, 1, 3, 5]) else f"the GPU computed {got}, not [0 1 3 5]")
+"""
+
+
+@functools.cache  # once per process: the child takes a second or two
+def litert_gpu_probe() -> str | None:
+    """None when LiteRT's GPU accelerator really runs a model here; else why not. Asked of a child process: with a
+    Vulkan loader but no usable adapter (or a software driver) the accelerator can fail to start, or abort the
+    process that loaded it at exit, and neither may happen to the process that only wanted to know."""
+    import subprocess
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, "".join(_PROBE_MODEL)], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    except subprocess.TimeoutExpired:
+        return "LiteRT's GPU accelerator did not start within 120 s"
+    answer = (done.stdout.strip().splitlines() or [""])[-1]
+    if done.returncode == 0 and answer == "ok":
+        return None
+    if done.returncode == 0 and answer:
+        return f"LiteRT's GPU accelerator: {answer}"
+    said = [line.strip() for line in done.stderr.splitlines() if line.strip() and not line.startswith("INFO")]
+    errors = [line.split("] ", 1)[-1] for line in said if line.startswith("ERROR: [") and "] " in line]
+    why = (errors or said or [""])[0][:200]
+    return f"LiteRT's GPU accelerator failed to start here (exit {done.returncode}{': ' + why if why else ''})"
+
+
 def unavailable_reason(runtime: str) -> str | None:
     """None if this machine can try the runtime; else why not, in one line (a skipped record, never a crash)."""
     kind = RUNTIMES[runtime].kind
@@ -268,7 +318,7 @@ def unavailable_reason(runtime: str) -> str | None:
     if _platform.system() == "Linux" and not ctypes.util.find_library("vulkan"):
         return ("no Vulkan loader (libvulkan.so.1): LiteRT's GPU accelerator runs WebGPU on Vulkan on Linux "
                 "(apt install libvulkan1 and a GPU driver with a Vulkan ICD)")
-    return None
+    return litert_gpu_probe()  # a loader is not a GPU: ask the accelerator itself, in a child process
 
 
 def open_artifact(path: str | Path, runtime: str | None = None, **options):
@@ -283,6 +333,28 @@ def open_artifact(path: str | Path, runtime: str | None = None, **options):
         raise ValueError(f"{path.name}: {runtime} runs {RUNTIMES[runtime].format} artifacts")
     taken = {"threads", *RUNTIMES[runtime].options}  # options of other runtimes (xnnpack for ORT) do not apply
     return ADAPTERS[runtime](path, **{name: value for name, value in options.items() if name in taken})
+
+
+def model_io(path: str | Path) -> dict:
+    """What the file itself says it takes and gives (read without running it): the input's dtype, scale and
+    zero point (None for float) and the number of output classes, to hold a model card against."""
+    path = Path(path)
+    if FORMAT_OF_SUFFIX.get(path.suffix) == "tflite":
+        interpreter = litert_interpreter(model_path=str(path), xnnpack=False)
+        i, o = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        scale, zero_point = i["quantization"]
+        return {"input_dtype": np.dtype(i["dtype"]).name, "input_scale": float(scale) if scale else None,
+                "input_zero_point": int(zero_point) if scale else None, "classes": int(o["shape_signature"][-1])}
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    i, o = session.get_inputs()[0], session.get_outputs()[0]
+    dtype = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
+             "tensor(int8)": "int8"}.get(i.type, i.type)
+    classes = o.shape[-1] if o.shape and isinstance(o.shape[-1], int) else None
+    return {"input_dtype": dtype, "input_scale": None, "input_zero_point": None, "classes": classes}
 
 
 def _batched(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int) -> np.ndarray:

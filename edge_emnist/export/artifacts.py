@@ -27,7 +27,7 @@ from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export import card as cards
 from edge_emnist.export.onnx import to_onnx, to_onnx_qat
 from edge_emnist.export.tflite import IO_TYPES, to_tflite
-from edge_emnist.io import append_jsonl, atomic_path, check_writable
+from edge_emnist.io import append_jsonl, atomic_path, check_writable, folder_lock
 from edge_emnist.models import create_model
 from edge_emnist.models.profile import macs, trainable_params
 from edge_emnist.optimize.prune import sparsity_report
@@ -90,7 +90,8 @@ def parity(reference: np.ndarray, candidate: np.ndarray) -> dict:
     """
     difference = np.abs(reference - candidate)
     expected = reference.argmax(1)
-    disagree = expected != candidate.argmax(1)
+    # a NaN row's argmax is 0 on both sides: non-finite outputs are disagreements, never agreement
+    disagree = (expected != candidate.argmax(1)) | ~np.isfinite(candidate).all(1) | ~np.isfinite(reference).all(1)
     tied = candidate[np.arange(len(candidate)), expected] == candidate.max(1)
     return {
         "samples": int(len(reference)),
@@ -190,6 +191,11 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
     run = open_run(run_dir)
     options.validate(run)
     check_writable(options.out_dir)
+    with folder_lock(options.out_dir):  # two exports into one folder: the second says who holds it
+        return _export_run(run, options, data_dir, cache_dir, log, refused)
+
+
+def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refused: list[dict] | None) -> list[Path]:
     weights_sha256 = sha256_of(run.weights)
     for fmt in options.formats:
         _guard_overwrite(options.out_dir / artifact_name(run, options, fmt), weights_sha256, options)
@@ -201,6 +207,9 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
     test_labels = data.test.labels
     log(f"{run.path}: Keras reference on {len(test_labels):,} test images")
     reference = model.predict(test_images, batch_size=options.eval_batch, verbose=0)
+    if not np.isfinite(reference).all():
+        raise EdgeEmnistError(f"{run.path}: the model's outputs are not finite (NaN or infinite weights: the run "
+                              "diverged); nothing was exported")
     keras_accuracy = accuracy(reference, test_labels)
     sparsity = sparsity_report(model)
     plain = create_model(run.config.arch, data.spec.num_classes, **run.config.model_options)  # no QAT wrappers
@@ -265,9 +274,14 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
             append_jsonl(options.out_dir / REFUSED, [error.record()])
             log(f"refused: {error}")
             continue
-        # the artifact is in place; its card, published now, is the proof that it is complete
-        with atomic_path(card_path(path)) as card_tmp:
-            card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+        # the artifact is in place; its card, published now, is the proof that it is complete. Where the card
+        # cannot be written (a full disk), the artifact goes too: no file without its card, no --force needed later
+        try:
+            with atomic_path(card_path(path)) as card_tmp:
+                card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         _forget_refusal(options.out_dir, path.name)
         acc = card["accuracy"]
         log(f"wrote {path} ({card['size']['bytes'] / 1024:.0f} KiB, gzip {card['size']['gzip_bytes'] / 1024:.0f} KiB): "

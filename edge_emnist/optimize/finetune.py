@@ -21,7 +21,7 @@ from edge_emnist.io import save_weights
 from edge_emnist.optimize import prune as pruning
 from edge_emnist.optimize.qat import calibrate_ranges, quantize_wrap
 from edge_emnist.runs import Run, open_run, optimization_tag
-from edge_emnist.train import calibration_sample, input_batches, training_split
+from edge_emnist.train import calibration_sample, check_finite, input_batches, training_split
 
 CALIBRATION_IMAGES = 512  # train images that set the activation ranges before QAT starts
 
@@ -43,6 +43,8 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         prune.validate()
     if epochs < 1 or (qat_epochs is not None and qat_epochs < 1):
         raise EdgeEmnistError("fine-tuning needs at least 1 epoch")
+    if not (math.isfinite(lr) and lr > 0):
+        raise EdgeEmnistError(f"learning rate must be a positive finite number, got {lr}")
     run = open_run(source)
     if run.optimization and (prune or run.qat):
         raise EdgeEmnistError(f"{run.path} is already optimized ({run.tag}); start from the trained run "
@@ -112,10 +114,14 @@ def _pruning_step():
 
 def _fit(model, train_ds, val_ds, epochs, lr, verbose, stage, callbacks) -> list[dict]:
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
+    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                       callbacks=[*callbacks, keras.callbacks.TerminateOnNaN()], verbose=verbose,
                        shuffle=False)
-    return [{"stage": stage, "epoch": i + 1, **{k: float(v[i]) for k, v in fitted.history.items()}}
+    rows = [{"stage": stage, "epoch": i + 1, **{k: float(v[i]) for k, v in fitted.history.items()}}
             for i in range(len(fitted.history["loss"]))]
+    for row in rows:
+        check_finite(row, stage)
+    return rows
 
 
 def _write_run(output: Path, source: Run, model, optimization: dict, metrics: dict) -> None:

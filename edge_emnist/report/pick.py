@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_emnist.device.records import card_status
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.report.pareto import knee, pareto_front
 from edge_emnist.report.results import candidates, describe
@@ -60,17 +61,33 @@ class Constraints:
         return total
 
 
-def stale_reason(record: dict, artifact_dirs: Sequence[Path]) -> str | None:
-    """Why a measurement no longer describes a shippable file: the artifact is gone, or it changed since."""
-    from edge_emnist.device.runner import sha256_file
+def measured_where(record: dict) -> list[Path]:
+    """Where to look for the file a record measured: the path bench was given, then the shipped folders."""
+    from edge_emnist.workspace import NOT_SHIPPED, SHIPPED_EXPORTS
 
-    found = next((Path(d) / record["artifact"] for d in artifact_dirs if (Path(d) / record["artifact"]).is_file()),
-                 None)
+    recorded = [Path(record["artifact_path"]).parent] if record.get("artifact_path") else []
+    return [*recorded, SHIPPED_EXPORTS, NOT_SHIPPED]
+
+
+def stale_reason(record: dict, artifact_dirs: Sequence[Path] | None) -> str | None:
+    """Why a measurement no longer describes a shippable file: the artifact is gone, it changed since, or its card
+    now contradicts it. `artifact_dirs` None: where the record says it was measured (measured_where)."""
+    from edge_emnist.device.cards import card_mismatch, read_card
+    from edge_emnist.device.runner import sha256_file
+    from edge_emnist.device.runtimes import model_io
+
+    folders = measured_where(record) if artifact_dirs is None else artifact_dirs
+    found = next((Path(d) / record["artifact"] for d in folders if (Path(d) / record["artifact"]).is_file()), None)
     if found is None:
-        return f"{record['artifact']} is not in {', '.join(map(str, artifact_dirs))} any more"
+        return (f"{record['artifact']} is not in {', '.join(map(str, folders))} any more"
+                + (" (pass --exported DIR where it is)" if artifact_dirs is None else ""))
     measured = record.get("artifact_sha256")
     if measured and sha256_file(found) != measured:
         return f"{found} changed after it was measured (sha256 differs): bench it again"
+    card = read_card(found)
+    wrong = card and card_mismatch(card, model_io(found))
+    if wrong:
+        return f"{found}: {wrong}"
     return None
 
 
@@ -87,14 +104,25 @@ def _summary(record: dict) -> str:
 
 
 def pick(records: list[dict], target: str, constraints: Constraints, threads: int | None = None,
-         dataset: str | None = None, artifact_dirs: Sequence[Path] | None = None) -> tuple[dict, str]:
+         dataset: str | None = None, artifact_dirs: Sequence[Path] | None = None, *, check_files: bool = False,
+         allow_uncarded: bool = False) -> tuple[dict, str]:
     """The pick and a few lines of reasons; raises a one-line error when nothing was measured or nothing fits.
 
     Latency is compared on one machine only and accuracy on one dataset only (same name and same files):
-    records spanning several raise an error that says which option narrows them. With `artifact_dirs`,
-    a record whose artifact is gone from them or changed since it was measured is not a candidate.
+    records spanning several raise an error that says which option narrows them. With `artifact_dirs`
+    (or `check_files`: where each record says it was measured), a record whose artifact is gone, changed since
+    it was measured or contradicted by its card is not a candidate. Records of files measured without a current
+    model card are left out unless `allow_uncarded`.
     """
     pool = [r for r in candidates(records, target, threads) if dataset is None or r.get("dataset") == dataset]
+    stale = []
+    if not allow_uncarded:
+        uncarded = [r for r in pool if card_status(r) != "ok"]
+        stale += [f"{r['artifact']} was measured without a current model card ({card_status(r)}; "
+                  "--allow-uncarded takes it)" for r in uncarded]
+        pool = [r for r in pool if card_status(r) == "ok"]
+    if not pool and stale:
+        raise EdgeEmnistError(f"no candidate: {stale[0]}")
     if not pool:
         raise EdgeEmnistError(f"no batch-1 measurements with accuracy for target {target!r}"
                               f"{f' and dataset {dataset}' if dataset else ''}: "
@@ -103,12 +131,12 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
     _one(pool, "dataset", "--dataset", "datasets")
     _one([r for r in pool if r.get("data_fingerprint")], "data_fingerprint", "--results",
          "copies of the dataset (fingerprints)")
-    stale = []
-    if artifact_dirs is not None:
+    if artifact_dirs is not None or check_files:
         from edge_emnist.report.results import drop_superseded
 
-        pool, replaced = drop_superseded(pool, artifact_dirs)
-        stale += [f"{r['artifact']} was exported again after this measurement" for r in replaced]
+        if artifact_dirs is not None:
+            pool, replaced = drop_superseded(pool, artifact_dirs)
+            stale += [f"{r['artifact']} was exported again after this measurement" for r in replaced]
         reasons = {id(r): stale_reason(r, artifact_dirs) for r in pool}
         stale += [reasons[id(r)] for r in pool if reasons[id(r)]]
         pool = [r for r in pool if not reasons[id(r)]]

@@ -3,37 +3,53 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+from edge_emnist.device.records import kind_of
 from edge_emnist.errors import EdgeEmnistError
 
 
 def load_records(paths: list[Path], warn=None) -> list[dict]:
-    """Every record of the JSONL files, each checked against the record schema (device.records). A torn last
-    line (a crash mid-append) is skipped with a warning; a bad line anywhere else means the file is not a
-    results file."""
-    from edge_emnist.device.records import problem
+    """The records of the JSONL files that any reader can still use, each checked against the record schema
+    (device.records), streamed: a file of 200,000 records costs the memory of its distinct settings, because
+    only the latest record per setting (and per file measured) can count. A torn last line (a crash mid-append)
+    is skipped with a warning; a bad line anywhere else means the file is not a results file."""
+    kept: dict[tuple, dict] = {}
+    for record in iter_records(paths, warn):
+        key = (kind_of(record), setting_key(record), record.get("artifact_sha256"))
+        kept.pop(key, None)  # the latest of each goes to the end: the order stays the order of the files
+        kept[key] = record
+    return list(kept.values())
 
-    records = []
+
+def iter_records(paths: list[Path], warn=None) -> Iterator[dict]:
+    """Every record of the files in order, one line in memory at a time."""
+    from edge_emnist.device.records import problem
+    from edge_emnist.io import check_results_file
+
     for path in paths:
-        if not path.exists():
-            raise EdgeEmnistError(f"no benchmark results at {path} (run `edge-emnist bench` first)")
-        lines = path.read_text(errors="replace").splitlines()
-        for number, line in enumerate(lines, 1):
-            if line.strip():
+        check_results_file(path, must_exist=True)
+    for path in paths:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            pending: tuple[int, str] | None = None  # a bad line is only forgiven when it is the last one
+            for number, line in enumerate(f, 1):
+                if pending:
+                    raise EdgeEmnistError(f"{path}:{pending[0]} is not a JSON record")
+                if not line.strip():
+                    continue
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
-                    if number == len(lines):
-                        (warn or _stderr)(f"warning: {path}:{number}: skipped a torn last line (an interrupted "
-                                          "write); the next `bench` append cuts it off")
-                        continue
-                    raise EdgeEmnistError(f"{path}:{number} is not a JSON record") from None
+                    pending = (number, line)
+                    continue
                 wrong = problem(record)
                 if wrong:
                     raise EdgeEmnistError(f"{path}:{number} is not a result record: {wrong}")
-                records.append(upgrade(record))
-    return records
+                yield upgrade(record)
+            if pending:
+                (warn or _stderr)(f"warning: {path}:{pending[0]}: skipped a torn last line (an interrupted "
+                                  "write); the next `bench` append cuts it off")
 
 
 def _stderr(line: str) -> None:

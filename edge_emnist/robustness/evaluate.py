@@ -17,11 +17,11 @@ from tqdm import tqdm
 
 from edge_emnist.data import load_dataset
 from edge_emnist.data.classes import class_groups, class_index, restrict
-from edge_emnist.device.cards import read_card
+from edge_emnist.device.cards import checked_card, read_card
 from edge_emnist.device.formats import RUNTIME_OF_SUFFIX
 from edge_emnist.device.runtimes import open_artifact
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.io import append_jsonl, check_writable
+from edge_emnist.io import append_jsonl, check_results_file
 from edge_emnist.robustness.conditions import DEFAULT_CONDITIONS, FAMILIES, transformed
 from edge_emnist.robustness.strokes import stroke_images
 
@@ -75,6 +75,17 @@ def robust_accuracy(conditions: list[dict]) -> float | None:
     return None if any(v is None for v in values) else float(np.mean(values))
 
 
+def _trusted_card(artifact: Path) -> dict:
+    """Robustness is accuracy: it needs the card of this very file, and one that matches the model."""
+    from edge_emnist.device.runner import sha256_file
+
+    card, _ = checked_card(artifact, sha256_file(artifact))
+    if card is None:
+        read_card(artifact, required=True)  # a missing or unreadable card: its own one-line error
+        raise EdgeEmnistError(f"{artifact}: its model card describes another file (sha256 differs); export it again")
+    return card
+
+
 def evaluate(artifacts: list[Path], *, images: int = 2000, mnist_images: int = 10_000, seed: int = 0, threads: int = 2,
              results: Path, data_dir=None, cache_dir=None, log: Callable[[str], None] = print) -> list[dict]:
     """One record per artifact, appended to `results` as each artifact finishes."""
@@ -89,8 +100,8 @@ def evaluate(artifacts: list[Path], *, images: int = 2000, mnist_images: int = 1
             raise EdgeEmnistError(f"no artifact at {artifact}")
         if artifact.suffix not in RUNTIME_OF_SUFFIX:
             raise EdgeEmnistError(f"{artifact}: not a {' or '.join(RUNTIME_OF_SUFFIX)} artifact")
-    cards = {a: read_card(a, required=True) for a in artifacts}
-    check_writable(Path(results).parent)
+    cards = {a: _trusted_card(a) for a in artifacts}
+    check_results_file(results)
     host = host_description()
     target = LocalMachine.label(host)
     prepared: dict[str, tuple] = {}

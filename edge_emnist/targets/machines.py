@@ -49,6 +49,13 @@ class LocalMachine:
         """cpu:<hostname>-<ISA tier>, e.g. cpu:vm-avx2: cloud machines share hostnames, not CPUs."""
         return f"cpu:{host.get('hostname', platform.node())}-{isa_tier(host)}"
 
+    def describe(self) -> dict:
+        """This machine's description, as the runner gives it: what a record is labelled with when the runner
+        died before it could say (a failed record must carry the same ISA tier as its measured neighbours)."""
+        from edge_emnist.device.runner import host_description
+
+        return host_description()
+
     def __enter__(self) -> LocalMachine:
         return self
 
@@ -96,6 +103,9 @@ class EmulatedMachine(LocalMachine):
     def label(self, host: dict) -> str:
         return self.target
 
+    def describe(self) -> dict:
+        return {}  # the label is the emulated target's name whatever the host says
+
     def run_runner(self, argv: list[str]) -> dict:
         with tempfile.TemporaryDirectory() as scratch:
             out = Path(scratch) / "out.json"
@@ -128,6 +138,9 @@ class SshMachine:
     def label(host: dict) -> str:
         """Like `bench --import`: the device's architecture and name, e.g. aarch64:raspberrypi."""
         return f"{host.get('machine', 'device')}:{host.get('hostname', 'unknown')}"
+
+    def describe(self) -> dict:
+        return {"machine": "device", "hostname": self.destination.rpartition("@")[2]}
 
     def _common(self, port_flag: str) -> list[str]:
         args = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
