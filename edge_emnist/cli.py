@@ -918,7 +918,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=256, help="default: 256")
     p.add_argument("--patience", type=_positive_int, default=10, help="early stopping on validation (default: 10)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sparsity", type=_sparsity_fraction, default=0.5, help="pruning target (default: 0.5)")
+    p.add_argument("--sparsity", type=float, default=0.5, help="pruning target (default: 0.5)")
     p.add_argument("--prune-epochs", type=_positive_int, default=1, help="default: 1")
     p.add_argument("--qat-epochs", type=_positive_int, default=1, help="default: 1")
     p.add_argument("--augment", type=_augment_spec, default="off", metavar="SPEC",

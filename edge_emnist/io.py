@@ -88,7 +88,7 @@ def check_results_file(path: str | Path, *, must_exist: bool = False) -> Path:
     path = Path(path)
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         if must_exist:
             raise EdgeEmnistError(f"no benchmark results at {path} (run `edge-emnist bench` first)") from None
         check_writable(path.parent)
@@ -151,16 +151,19 @@ def save_weights(model, path: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | Path) -> Iterator[None]:
+def folder_lock(folder: str | Path, *, keep_file: bool = True) -> Iterator[None]:
     """Hold `folder/.lock` for the block; a second holder gets a one-line error naming the first one.
 
     An OS lock (flock), so a killed process never leaves a stale lock: the kernel drops it with the process.
+    `keep_file=False` (folders of deliverables, such as an export folder) locks the folder itself and removes
+    the `.lock` note, which only names the holder, when the block ends: nothing is left beside the artifacts.
     """
+    if not keep_file:
+        with _directory_lock(Path(folder)):
+            yield
+        return
     import fcntl
     import json
-    import platform
-    import sys
-    import time
 
     from edge_emnist.errors import EdgeEmnistError
 
@@ -176,15 +179,55 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
                 holder = json.loads(handle.read() or "{}")
             except ValueError:
                 holder = {}
-            raise EdgeEmnistError(
-                f"{folder} is in use by process {holder.get('pid', '?')} on {holder.get('host', '?')} "
-                f"(`{holder.get('command', '?')}`, since {holder.get('since', '?')}); wait for it, or use another "
-                "folder") from None
+            raise EdgeEmnistError(_in_use(folder, holder)) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": platform.node(), "since": time.strftime("%H:%M:%S"),
-                                 "command": " ".join(["edge-emnist", *sys.argv[1:]])[:200]}))
+        handle.write(json.dumps(_holder()))
         handle.flush()
         yield
     finally:
         handle.close()  # releases the lock
+
+
+@contextlib.contextmanager
+def _directory_lock(folder: Path) -> Iterator[None]:
+    """flock on the folder's own descriptor; `.lock` holds the holder's description while it holds it."""
+    import fcntl
+    import json
+
+    from edge_emnist.errors import EdgeEmnistError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    note = folder / ".lock"
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(note.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            raise EdgeEmnistError(_in_use(folder, holder)) from None
+        note.write_text(json.dumps(_holder()))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                note.unlink()
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder() -> dict:
+    import platform
+    import sys
+    import time
+
+    return {"pid": os.getpid(), "host": platform.node(), "since": time.strftime("%H:%M:%S"),
+            "command": " ".join(["edge-emnist", *sys.argv[1:]])[:200]}
+
+
+def _in_use(folder: Path, holder: dict) -> str:
+    return (f"{folder} is in use by process {holder.get('pid', '?')} on {holder.get('host', '?')} "
+            f"(`{holder.get('command', '?')}`, since {holder.get('since', '?')}); wait for it, or use another folder")

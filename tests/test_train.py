@@ -206,7 +206,7 @@ def test_bad_training_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--arch", "vgg99"])
     assert "invalid choice" in capsys.readouterr().err
-    with pytest.raises(EdgeEmnistError, match="learning rate must be positive"):
+    with pytest.raises(EdgeEmnistError, match="learning rate must be a positive finite number"):
         TrainConfig(arch="lenet5", lr=0).validate()
 
 

@@ -46,8 +46,8 @@ def profile_unavailable(artifact: str, runtime: str, threads: int, reason: str) 
 
 def card_status(record: dict) -> str:
     """"ok" where the measured file had a current model card beside it; "missing" or "another file" where not
-    (records from before the `card` field: judged by whether a card's sha256 was recorded)."""
-    return record.get("card") or ("ok" if record.get("card_sha256") else "missing")
+    (records from before the `card` field: judged by whether bench read a card, which names the architecture)."""
+    return record.get("card") or ("ok" if record.get("card_sha256") or record.get("arch") else "missing")
 
 
 def problem(record: object) -> str | None:

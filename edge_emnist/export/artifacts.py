@@ -191,7 +191,7 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
     run = open_run(run_dir)
     options.validate(run)
     check_writable(options.out_dir)
-    with folder_lock(options.out_dir):  # two exports into one folder: the second says who holds it
+    with folder_lock(options.out_dir, keep_file=False):  # two exports into one folder: the second says who holds it
         return _export_run(run, options, data_dir, cache_dir, log, refused)
 
 
