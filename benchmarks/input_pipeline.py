@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist import engine
+from edge_emnist import keras3
 from edge_emnist.data import load_dataset
 from edge_emnist.data.augment import Augment
-from edge_emnist.data.pipeline import Batches
+from edge_emnist.data.batches import Batches
 from edge_emnist.report.tables import markdown_table
 
 HERE = Path(__file__).parent
@@ -60,10 +60,10 @@ def main() -> None:
     parser.add_argument("--archs", default="lenet5,simple_cnn,custom_vgg,custom_resnet,resnet50")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per architecture")
     parser.add_argument("--epochs", type=int, default=2, help="timed pipeline passes over the train split")
-    parser.add_argument("--backend", choices=sorted(engine.BACKENDS),
+    parser.add_argument("--backend", choices=sorted(keras3.BACKENDS),
                         help="Keras 3 backend of the training step (default: what `edge-emnist train` picks here)")
     args = parser.parse_args()
-    keras = engine.load_keras(args.backend)
+    keras = keras3.load_keras(args.backend)
 
     data = load_dataset(args.dataset, args.data_dir, quiet=True)
     images, labels = data.train.images, data.train.labels
@@ -84,7 +84,7 @@ def main() -> None:
     results.mkdir(exist_ok=True)
     with open(results / "input_pipeline.csv", "w", newline="") as f:
         csv.writer(f).writerows([headers, *rows])
-    from edge_emnist.device.runner import host_description, isa_tier
+    from edge_emnist.device.host import host_description, isa_tier
 
     described = host_description()
     host = (f"{described['cpu']} ({isa_tier(described)}: {' '.join(described['isa'])}), {os.cpu_count()} cores, "

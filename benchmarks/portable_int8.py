@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_emnist.data import load_dataset
-from edge_emnist.device.runner import host_description, isa_tier
+from edge_emnist.device.cards import card_path
+from edge_emnist.device.host import host_description, isa_tier
 from edge_emnist.device.runtimes import OrtModel, accuracy
-from edge_emnist.export.card import card_path
 from edge_emnist.io import atomic_path
 from edge_emnist.report.tables import markdown_table
 from edge_emnist.targets.qemu import emulated_predictions, missing

@@ -22,9 +22,11 @@ import numpy as np
 import onnx
 
 from edge_emnist.data import load_dataset
-from edge_emnist.device.runner import RUNTIME_OF_SUFFIX, host_description, sha256_file
-from edge_emnist.device.runtimes import OrtModel, accuracy, file_sizes
-from edge_emnist.export.card import card_path
+from edge_emnist.device.cards import card_path
+from edge_emnist.device.files import file_sizes, sha256_file
+from edge_emnist.device.host import host_description
+from edge_emnist.device.runner import RUNTIME_OF_SUFFIX
+from edge_emnist.device.runtimes import OrtModel, accuracy
 from edge_emnist.export.onnx_unsigned import eight_bit_types, to_unsigned
 from edge_emnist.io import atomic_path
 

@@ -31,7 +31,7 @@ STUDY_MS_PER_STEP = {"lenet5": 3, "resnet50": 31, "custom_resnet": 8, "custom_vg
 
 
 def measure(arch: str, keras, *, batch: int, steps: int, warmup: int, seed: int = 0) -> dict:
-    from edge_emnist.engine import jit_compile
+    from edge_emnist.keras3 import jit_compile
     from edge_emnist.models import create_model
 
     options = {"channels": 3} if arch == "resnet50" else {}  # the study's ResNet-50 (23,630,895 parameters)
@@ -55,20 +55,20 @@ def measure(arch: str, keras, *, batch: int, steps: int, warmup: int, seed: int 
 
 def run(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(HERE.parent))
-    from edge_emnist import engine
-    from edge_emnist.device.runner import host_description
+    from edge_emnist import keras3
+    from edge_emnist.device.host import host_description
     from edge_emnist.io import append_jsonl
 
-    keras = engine.load_keras(args.backend)
+    keras = keras3.load_keras(args.backend)
     backend = keras.backend.backend()
-    keras.mixed_precision.set_global_policy(engine.precision_policy(args.precision, backend))
+    keras.mixed_precision.set_global_policy(keras3.precision_policy(args.precision, backend))
     host = host_description()
     machine = {"cpu": host["cpu"], "isa": host["isa"], "cores": host["cores"],
-               "gpus": engine.accelerators(backend), "keras": keras.__version__}
+               "gpus": keras3.accelerators(backend), "keras": keras.__version__}
     for arch in args.arch.split(","):
         record = {**measure(arch, keras, batch=args.batch, steps=args.steps, warmup=args.warmup),
                   "backend": backend, "precision": keras.mixed_precision.global_policy().name,
-                  "jit_compile": str(engine.jit_compile(backend)),
+                  "jit_compile": str(keras3.jit_compile(backend)),
                   "machine": machine, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
         append_jsonl(args.results, [record])
         study = STUDY_MS_PER_STEP.get(arch)
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> None:
 
 def table(results: Path) -> None:
     sys.path.insert(0, str(HERE.parent))
-    from edge_emnist.device.runner import isa_tier
+    from edge_emnist.device.host import isa_tier
 
     records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     latest, every = {}, {}
@@ -111,7 +111,7 @@ def table(results: Path) -> None:
 
 def main() -> None:
     sys.path.insert(0, str(HERE.parent))
-    from edge_emnist.engine import BACKENDS  # no Keras import: the backend is chosen before Keras loads
+    from edge_emnist.keras3 import BACKENDS  # no Keras import: the backend is chosen before Keras loads
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=list(BACKENDS))

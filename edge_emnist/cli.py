@@ -17,8 +17,8 @@ from pathlib import Path
 from edge_emnist import __version__
 from edge_emnist.data.registry import DATASETS
 from edge_emnist.device.formats import CPU_RUNTIMES, FORMATS, QUANTIZATIONS, RUNTIMES
-from edge_emnist.engine import BACKENDS
 from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.keras3 import BACKENDS
 from edge_emnist.pipeline import PipelineConfig
 from edge_emnist.workspace import (
     COMMITTED_PROFILES,
@@ -291,10 +291,10 @@ def cmd_runner(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from edge_emnist.models import list_models
-    from edge_emnist.models.profile import cached_profiles, macs, trainable_params
+    from edge_emnist.models.cost import cached_costs, macs, trainable_params
     from edge_emnist.report.tables import markdown_table, text_table
 
-    profiles = cached_profiles()  # no TensorFlow for the usual class counts: the listing is instant
+    profiles = cached_costs()  # no TensorFlow for the usual class counts: the listing is instant
     if any(str(args.classes) not in profiles.get(name, {}).get("classes", {}) for name in list_models()):
         from edge_emnist.models import create_model, model_entry
 
@@ -311,7 +311,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 # --- train and sweep -----------------------------------------------------------------------------------
 
 def _train_config(args: argparse.Namespace, arch: str):
-    from edge_emnist.train import TrainConfig
+    from edge_emnist.runs import TrainConfig
 
     options = {"channels": args.channels, "input_size": args.input_size} if arch == "resnet50" else {}
     return TrainConfig(
@@ -331,7 +331,8 @@ def _print_metrics(metrics: dict, run_dir: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from edge_emnist.train import default_run_dir, train
+    from edge_emnist.runs import default_run_dir
+    from edge_emnist.train import train
 
     config = _train_config(args, args.arch)
     run_dir = args.run_dir or default_run_dir(config)
@@ -365,7 +366,7 @@ def _augment_spec(text: str) -> str:
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
     from edge_emnist.models import list_models
-    from edge_emnist.train import TrainConfig
+    from edge_emnist.runs import TrainConfig
 
     parser.add_argument("--arch", required=True, choices=list_models(), metavar="ARCH",
                         help=f"one of: {', '.join(list_models())}")
@@ -650,7 +651,7 @@ def cmd_pick(args: argparse.Namespace) -> int:
     robustness.attach(records, robust)
     target = args.target
     if target is None:  # this machine's own measurements if there are any, else any one CPU's
-        from edge_emnist.device.runner import host_description
+        from edge_emnist.device.host import host_description
         from edge_emnist.targets.machines import LocalMachine
 
         here = LocalMachine.label(host_description())

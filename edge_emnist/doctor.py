@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from edge_emnist.device.formats import RUNTIMES
-from edge_emnist.device.runner import gpu_names, host_description, isa_tier
+from edge_emnist.device.host import gpu_names, host_description, isa_tier
 from edge_emnist.device.runtimes import unavailable_reason
 from edge_emnist.targets.qemu import EMULATED_CPUS, missing, tools_dir
 
@@ -82,7 +82,7 @@ def runtime_lines() -> list[Line]:
 
 def training_lines() -> list[Line]:
     """Keras 3 backends for `train` (the engine's table), and tf_keras for prune, QAT and export."""
-    from edge_emnist.engine import BACKENDS, default_backend, installed_backends
+    from edge_emnist.keras3 import BACKENDS, default_backend, installed_backends
 
     lines = [Line("keras (3)", bool(_version("keras")), f"{_version('keras')}: what `train` runs on"
                   if _version("keras") else "not installed: pip install -e .")]

@@ -18,7 +18,7 @@ from pathlib import Path
 from edge_emnist.device.formats import FORMATS
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, folder_lock
-from edge_emnist.train import clock
+from edge_emnist.progress import clock
 
 STATE_FILE = "pipeline.json"
 
@@ -143,7 +143,8 @@ class Pipeline:
         return stages
 
     def _train(self, arch: str) -> dict:
-        from edge_emnist.train import TrainConfig, train
+        from edge_emnist.runs import TrainConfig
+        from edge_emnist.train import train
 
         c = self.config
         config = TrainConfig(arch=arch, dataset=c.dataset, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,

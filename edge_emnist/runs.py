@@ -1,21 +1,244 @@
-"""Opening a finished run folder, trained or optimized, as the one thing export and bench start from.
+"""A run: its schema (TrainConfig), its folder (config, history, checkpoints, curves, metrics) and the split
+helpers every stage that starts from a run uses (train, prune/QAT fine-tuning, export).
 
-A run optimized by `prune`/`qat` is a run folder too: the source's config.json, its own weights and
-metrics, plus optimization.json saying what was done (pruning, quantization-aware training) so the model
-can be rebuilt with the same wrappers before its weights are loaded.
+A run folder holds:
+    config.json          the resolved configuration (what `--resume` restores)
+    history.csv          one row per finished epoch (early-stopping state is derived from it)
+    learning_curves.png  train/validation accuracy and loss
+    checkpoints/         the last epoch's weights + optimizer state (epoch-NNNN.weights.h5)
+    best.weights.h5      weights of the best validation epoch
+    last.weights.h5      weights after the last finished epoch
+    metrics.json         written at the end: validation and test accuracy, speed, backend, device, data fingerprint
+    optimization.json    (a run made by `prune`/`qat`) what was done, so the model is rebuilt with its wrappers
+
+The `.weights.h5` files have the same layout in Keras 3 and tf_keras, so prune, QAT and export (tf_keras) load
+a run whichever backend trained it. Nothing here imports Keras or TensorFlow.
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import importlib.util
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import numpy as np
+
+from edge_emnist.data import Dataset, stratified_split
+from edge_emnist.data.augment import Augment
+from edge_emnist.data.batches import Batches
 from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.io import atomic_path, save_figure
+from edge_emnist.keras3 import DISTRIBUTE, INITIALIZERS, LR_SCHEDULES, MIXED_PRECISION, OPTIMIZERS
+from edge_emnist.models import create_model, model_entry
 
-if TYPE_CHECKING:
-    from edge_emnist.train import TrainConfig
+HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+CHECKPOINT_PATTERN = "epoch-*.weights.h5"
+
+
+@dataclass
+class TrainConfig:
+    arch: str
+    dataset: str = "emnist-bymerge"
+    epochs: int = 70
+    batch_size: int = 256
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # SGD only: the study's (Table 6's best cell is SGD with momentum 0.9; Keras' default is 0)
+    init: str = "glorot"
+    patience: int = 10
+    seed: int = 0
+    val_fraction: float = 0.1
+    # Random handwriting variation (data/augment.py): "on" (the measured defaults), "off", a strength
+    # ("0.5"), or "rotation_deg=15,elastic_px=0"; config.json keeps the resolved fields (or false).
+    augment: bool | str | dict = "on"
+    train_limit: int | None = None  # use only the first N (shuffled, stratified) train images: smoke tests
+    mixed_precision: str = "auto"  # auto: bfloat16 on a GPU, float32 on a CPU; on (bfloat16); off; bfloat16; float16
+    distribute: str = "auto"  # auto: data parallel over 2+ GPUs; none; mirrored (data parallel over every device)
+    model_options: dict = field(default_factory=dict)
+    lr_schedule: str = "constant"  # constant (the study's); plateau: halve the LR after 2 epochs without val-loss gain
+
+    def validate(self) -> None:
+        model_entry(self.arch)
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.init in INITIALIZERS, f"init must be one of {', '.join(INITIALIZERS)}"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch size must be at least 1"),
+            (math.isfinite(self.lr) and self.lr > 0, f"learning rate must be a positive finite number, got {self.lr}"),
+            (math.isfinite(self.momentum) and 0 <= self.momentum < 1,
+             f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.patience >= 1, "patience must be at least 1"),
+            (0 < self.val_fraction < 1, "validation fraction must be between 0 and 1"),  # False for nan too
+            (self.mixed_precision in MIXED_PRECISION, f"mixed precision must be one of {', '.join(MIXED_PRECISION)}"),
+            (self.distribute in DISTRIBUTE, f"distribute must be one of {', '.join(DISTRIBUTE)}"),
+            (self.lr_schedule in LR_SCHEDULES, f"LR schedule must be one of {', '.join(LR_SCHEDULES)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise EdgeEmnistError(message)
+        self.augment = resolve_augment(self.augment)
+
+
+def resolve_augment(spec) -> dict | bool:
+    """The Augment fields a run uses (what config.json records), or False for none."""
+    try:
+        augment = Augment.parse(spec)
+    except (TypeError, ValueError) as error:
+        raise EdgeEmnistError(str(error)) from None
+    return augment.to_dict() if augment else False
+
+
+def input_batches(images: np.ndarray, labels: np.ndarray, config: TrainConfig, *, train: bool = False,
+                  epoch: int = 0, pad_to: int = 1) -> Batches:
+    """Batches for fit/evaluate: shuffled and augmented as the run says when `train`, plain otherwise. Plain
+    numpy: each engine wraps them (Keras 3's PyDataset here, tf_keras' Sequence in fine-tuning)."""
+    augment = Augment.parse(config.augment) if train else None
+    return Batches(images, labels, batch_size=config.batch_size, shuffle=train, augment=augment,
+                   seed=config.seed, epoch=epoch, pad_to=pad_to)
+
+
+def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
+    return root / f"{config.arch}-{config.dataset}-{config.optimizer}-{config.init}-lr{config.lr:g}-s{config.seed}"
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_history(run_dir: Path, history: list[dict]) -> None:
+    with atomic_path(run_dir / "history.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def best_epoch(history: list[dict]) -> dict | None:
+    return max(history, key=lambda row: (row["val_accuracy"], -row["epoch"])) if history else None
+
+
+def should_stop(history: list[dict], patience: int) -> bool:
+    best = best_epoch(history)
+    return best is not None and history[-1]["epoch"] - best["epoch"] >= patience
+
+
+def latest_checkpoint(run_dir: Path) -> tuple[Path | None, int]:
+    """(file, epoch) of the newest resumable checkpoint, or (None, 0)."""
+    found = sorted((run_dir / "checkpoints").glob(CHECKPOINT_PATTERN))
+    if not found:
+        return None, 0
+    return found[-1], int(found[-1].name.split("-")[1].split(".")[0])
+
+
+def save_checkpoint(model, run_dir: Path, epoch: int) -> Path:
+    """Weights and optimizer state after `epoch`, atomically; the previous checkpoint goes once this one is whole."""
+    folder = run_dir / "checkpoints"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"epoch-{epoch:04d}.weights.h5"
+    with atomic_path(path) as tmp:
+        model.save_weights(str(tmp))  # a compiled model saves its optimizer's variables too
+    for old in folder.glob(CHECKPOINT_PATTERN):
+        if old != path:
+            old.unlink()
+    return path
+
+
+def restore_checkpoint(model, path: Path) -> None:
+    model.optimizer.build(model.trainable_variables)  # the optimizer's slots must exist to be loaded into
+    model.load_weights(str(path))
+
+
+def can_plot() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def plot_learning_curves(history: list[dict], output: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [r["epoch"] for r in history]
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
+    for ax, key, label in [(acc_ax, "accuracy", "accuracy"), (loss_ax, "loss", "loss")]:
+        ax.plot(epochs, [r[key] for r in history], "o-", ms=3, label=f"train {label}")
+        ax.plot(epochs, [r[f"val_{key}"] for r in history], "s-", ms=3, label=f"validation {label}")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.25 on short runs
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False)
+    best = best_epoch(history)
+    if best:
+        acc_ax.axvline(best["epoch"], color="grey", ls=":", lw=1)
+        acc_ax.set_title(f"best validation accuracy {best['val_accuracy']:.4f} (epoch {best['epoch']})", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, output)
+
+
+def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> TrainConfig:
+    config_path = run_dir / "config.json"
+    if config_path.exists():
+        if not resume:
+            raise EdgeEmnistError(f"{run_dir} already holds a run; pass --resume to continue it, "
+                                  "or choose another --run-dir")
+        saved = TrainConfig(**json.loads(config_path.read_text()))
+        saved.epochs = config.epochs  # a resume may train for longer,
+        if config.lr_schedule != "constant":  # and may switch on a schedule (never silently off)
+            saved.lr_schedule = config.lr_schedule
+        return saved
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def save_config(config: TrainConfig, run_dir: Path) -> None:
+    with atomic_path(run_dir / "config.json") as tmp:
+        tmp.write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+
+
+def training_split(config: TrainConfig, data: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The run's train and validation images: the same stratified, seeded split every time it is asked for."""
+    train_idx, val_idx = stratified_split(data.train.labels, config.val_fraction, config.seed)
+    if config.train_limit:
+        rng = np.random.default_rng(config.seed)
+        train_idx = np.sort(rng.permutation(train_idx)[: config.train_limit])
+        val_idx = np.sort(rng.permutation(val_idx)[: max(config.train_limit // 5, 1)])
+    return (data.train.images[train_idx], data.train.labels[train_idx],
+            data.train.images[val_idx], data.train.labels[val_idx])
+
+
+def calibration_sample(config: TrainConfig, x_train: np.ndarray, count: int) -> np.ndarray:
+    """A seeded sample of `count` train images as model input (NHWC floats in [0, 1]): what calibrates
+    post-training int8 and the starting activation ranges of QAT."""
+    picks = np.random.default_rng(config.seed).choice(len(x_train), size=min(count, len(x_train)), replace=False)
+    return x_train[np.sort(picks)][..., None].astype(np.float32) / 255.0
+
+
+def load_trained_model(config: TrainConfig, num_classes: int, weights: Path, keras=None):
+    """Rebuild a run's architecture and load its weights, compiled for evaluation (tf_keras unless `keras`)."""
+    model = create_model(config.arch, num_classes, keras=keras, **config.model_options)
+    model.load_weights(str(weights))
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def check_finite(row: dict, stage: str = "training") -> None:
+    """A NaN or infinite loss means the weights are lost: stop with the reason rather than save them."""
+    bad = [f"{key} {row[key]}" for key in ("loss", "val_loss") if key in row and not math.isfinite(row[key])]
+    if bad:
+        raise EdgeEmnistError(f"{stage} diverged in epoch {row['epoch']} ({', '.join(bad)}): nothing of that epoch "
+                              "was saved; try a lower --lr")
 
 
 def optimization_tag(sparsity: float | None, m_by_n, qat: bool) -> str:
@@ -54,23 +277,6 @@ class Run:
         pruning = self.optimization.get("pruning") or {}
         return optimization_tag(pruning.get("sparsity"), pruning.get("m_by_n"), self.qat)
 
-    def build_model(self, num_classes: int):
-        """The run's architecture with its wrappers, weights loaded; a weights/architecture mismatch is one line."""
-        from edge_emnist.models import create_model
-        from edge_emnist.optimize.qat import quantize_wrap
-
-        model = create_model(self.config.arch, num_classes, **self.config.model_options)
-        if self.qat:
-            model = quantize_wrap(model, prune_preserving=self.pruned)
-        try:
-            model.load_weights(str(self.weights))
-        except (ValueError, KeyError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise EdgeEmnistError(f"{self.weights} does not fit architecture {self.config.arch} "
-                                  f"with {num_classes} classes: {first}") from None
-        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        return model
-
 
 def check_run_folder(path: str | Path) -> Path:
     """The cheap part of opening a run (no TensorFlow): the CLI calls it before any heavy import, so a typo in
@@ -86,8 +292,6 @@ def check_run_folder(path: str | Path) -> Path:
 
 
 def open_run(path: str | Path) -> Run:
-    from edge_emnist.train import TrainConfig
-
     path = check_run_folder(path)
     config_path = path / "config.json"
     try:

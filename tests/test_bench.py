@@ -18,6 +18,8 @@ from edge_emnist.cli import main
 from edge_emnist.data.registry import get_dataset
 from edge_emnist.device import RUNNER_FILES
 from edge_emnist.device import runner as runner_module
+from edge_emnist.device.files import sha256_file
+from edge_emnist.device.host import host_description
 from edge_emnist.export.artifacts import ExportOptions, export_run
 from edge_emnist.report.pareto import knee, pareto_front
 from edge_emnist.targets.machines import SshMachine
@@ -356,27 +358,6 @@ def test_a_record_that_breaks_the_schema_is_named_with_its_line(change, message,
     assert f"{results}:2 is not a result record: {message}" in capsys.readouterr().err
 
 
-def test_layers_import_nothing_above_them():
-    """The device layer (runner, runtimes, the table, records, cards) imports only errors, so it ships to devices
-    and both export and bench build on it; export and bench never import each other."""
-    import ast
-
-    import edge_emnist
-
-    root = Path(edge_emnist.__file__).parent
-    imports: dict[str, set[str]] = {}
-    for path in root.rglob("*.py"):
-        parts = path.relative_to(root).parts
-        layer = parts[0] if len(parts) > 1 else path.stem
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edge_emnist."):
-                imports.setdefault(layer, set()).add(node.module.split(".")[1])
-    assert imports["device"] <= {"device", "errors"}
-    assert imports["targets"] <= {"targets", "device", "errors"}
-    assert imports["data"] <= {"data", "errors", "io"}
-    assert "export" not in imports["bench"] and "bench" not in imports["export"]
-
-
 def test_pareto_front_and_knee():
     def point(acc, ms):
         return {"accuracy": acc, "latency": {"p90_ms": ms}}
@@ -410,7 +391,7 @@ def test_one_broken_artifact_costs_only_its_own_records(artifacts, tmp_path):
     assert [r["artifact"] for r in records if not r.get("failed")] == [good.name]
     assert len(results.read_text().splitlines()) == 2
     measured = next(r for r in records if not r.get("failed"))
-    assert measured["artifact_sha256"] == runner_module.sha256_file(good)
+    assert measured["artifact_sha256"] == sha256_file(good)
     assert measured["load"]["cores"] and "busy" in measured and measured["latency"]["spread_p99_p50"] >= 1
 
 
@@ -470,7 +451,7 @@ def test_pick_skips_artifacts_changed_or_deleted_since_measured(tmp_path):
     folder.mkdir()
     for name in ("good.tflite", "changed.tflite"):
         (folder / name).write_bytes(name.encode())
-    records = [_record(name, "d", accuracy, 0.02, artifact_sha256=runner_module.sha256_file(folder / name))
+    records = [_record(name, "d", accuracy, 0.02, artifact_sha256=sha256_file(folder / name))
                for name, accuracy in (("good.tflite", 0.80), ("changed.tflite", 0.90))]
     records.append(_record("deleted.tflite", "d", 0.95, 0.01, artifact_sha256="0" * 64))
     (folder / "changed.tflite").write_bytes(b"another model under the same name")
@@ -582,7 +563,7 @@ def test_profile_times_every_operator_and_the_report_shows_where_the_time_goes(a
     assert set(profiles) == {p.name for p in paths}
     for path in paths:
         record = profiles[path.name]
-        assert record["artifact_sha256"] == runner_module.sha256_file(path) and record["target"].startswith("cpu:")
+        assert record["artifact_sha256"] == sha256_file(path) and record["target"].startswith("cpu:")
         assert record["total_ms"] > 0 and all(op["ms"] > 0 for op in record["operators"])
         if path.suffix == ".tflite":
             ops = Interpreter(model_path=str(path))._get_ops_details()
@@ -629,7 +610,7 @@ def test_gpu_records_are_filed_under_the_gpu_and_get_their_own_table(artifacts, 
     _, paths = artifacts
     tflite = next(p for p in paths if p.name.endswith("int8.tflite"))
     measured = runner_module.measure(tflite, threads=1, batches=[1, 32, 256], runs=20, warmup=2)
-    host = {**runner_module.host_description(), "gpus": ["NVIDIA H100 80GB HBM3"], "hostname": "box"}
+    host = {**host_description(), "gpus": ["NVIDIA H100 80GB HBM3"], "hostname": "box"}
     gpu = [{**r, "runtime": "litert-gpu", "device": {"accelerator": "gpu", "fully_accelerated": True}, "host": host}
            for r in measured]
     onnx = [{**r, "artifact": "m.onnx", "runtime": "ort-cuda", "host": host,

@@ -124,7 +124,7 @@ def test_check_bad_inputs_are_one_line(tmp_path, capsys):
 
 
 def test_doctor_says_what_this_machine_can_do(capsys, tmp_path):
-    from edge_emnist.device.runner import host_description, isa_tier
+    from edge_emnist.device.host import host_description, isa_tier
 
     assert main(["doctor", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -168,7 +168,7 @@ def test_to_unsigned_changes_no_answer(tiny_run, tmp_path, monkeypatch):
 def test_card_names_its_artifact_by_sha256_and_a_crash_between_the_two_is_detected(tiny_run, tmp_path,
                                                                                      monkeypatch):
     from edge_emnist.device.cards import card_path
-    from edge_emnist.device.runner import sha256_file
+    from edge_emnist.device.files import sha256_file
     from edge_emnist.export.artifacts import artifact_is_current
 
     run, data, _ = tiny_run

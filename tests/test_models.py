@@ -67,7 +67,7 @@ def test_registry():
 
 
 def test_macs_count_convolutions_and_dense_layers():
-    from edge_emnist.models.profile import macs
+    from edge_emnist.models.cost import macs
 
     # C1 28*28*6*25 + C3 10*10*16*150 + dense 400*120 + 120*84 + 84*47
     assert macs(create_model("lenet5", 47)) == 117_600 + 240_000 + 48_000 + 10_080 + 3_948
@@ -82,11 +82,11 @@ def test_models_command_lists_every_architecture(capsys):
 
 
 def test_kept_profiles_match_the_models():
-    """`edge-emnist models` lists from models/profiles.json (no TensorFlow): it must say what the models are.
-    After changing an architecture: python -m edge_emnist.models.profile"""
-    from edge_emnist.models.profile import cached_profiles, compute_profiles
+    """`edge-emnist models` lists from models/costs.json (no TensorFlow): it must say what the models are.
+    After changing an architecture: python -m edge_emnist.models.cost"""
+    from edge_emnist.models.cost import cached_costs, compute_profiles
 
-    assert cached_profiles() == compute_profiles()
+    assert cached_costs() == compute_profiles()
 
 
 def test_models_command_computes_other_class_counts(capsys):
@@ -100,7 +100,7 @@ def test_models_command_computes_other_class_counts(capsys):
 def test_weights_pass_from_keras3_to_tf_keras_unchanged(arch, tmp_path):
     """Keras 3 trains, tf_keras prunes, quantizes and exports: one model file builds in both, and a Keras 3
     `.weights.h5` loads into the tf_keras model with the same predictions."""
-    from edge_emnist.engine import load_keras
+    from edge_emnist.keras3 import load_keras
 
     keras3 = load_keras()
     trained = create_model(arch, 47, keras=keras3)

@@ -14,6 +14,7 @@ from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.artifacts import ExportOptions, export_run
 from edge_emnist.optimize.finetune import optimize_run
 from edge_emnist.optimize.prune import PruneConfig, parse_m_by_n
+from edge_emnist.optimize.rebuild import build_model
 from edge_emnist.runs import open_run
 from edge_emnist.train import TrainConfig, train
 from tests.conftest import write_tiny
@@ -108,7 +109,7 @@ def test_two_of_four_structured_sparsity(trained):
     metrics = optimize_run(trained / "run", prune=PruneConfig(0.5, "constant", (2, 4)), epochs=1,
                            output=trained / "run-2of4", data_dir=trained / "data", verbose=0)
     assert metrics["sparsity"]["layers"]["c5"]["sparsity"] == pytest.approx(0.5, abs=0.01)
-    kernel = open_run(trained / "run-2of4").build_model(10).get_layer("c5").kernel.numpy()  # (400, 120)
+    kernel = build_model(open_run(trained / "run-2of4"), 10).get_layer("c5").kernel.numpy()  # (400, 120)
     # 2:4 along the input axis: every block of 4 consecutive inputs has at most 2 non-zeros per output
     blocks = (kernel.reshape(100, 4, 120) != 0).sum(axis=1)
     assert blocks.max() <= 2
@@ -202,9 +203,9 @@ class _no_raise:
 
 def test_qat_starts_from_calibrated_activation_ranges():
     """tfmot starts every activation range at [-6, 6]; a ReLU output must start at [0, its observed max]."""
-    from edge_emnist.backend import keras
     from edge_emnist.models import create_model
     from edge_emnist.optimize.qat import _range_variables, calibrate_ranges, quantize_wrap
+    from edge_emnist.tf_keras_env import keras
 
     model = create_model("simple_cnn", 10)
     images = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)

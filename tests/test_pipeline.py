@@ -5,7 +5,7 @@ import pytest
 
 from edge_emnist.data import augment as aug
 from edge_emnist.data.augment import Augment
-from edge_emnist.data.pipeline import Batches, scale_images
+from edge_emnist.data.batches import Batches, scale_images
 from tests.conftest import glyph
 
 

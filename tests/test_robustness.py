@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_emnist.cli import main
-from edge_emnist.data.classes import class_groups, class_index, restrict
+from edge_emnist.device.classes import class_groups, class_index, restrict
 from edge_emnist.robustness.conditions import DEFAULT_CONDITIONS, FAMILIES, transformed
 from edge_emnist.robustness.strokes import TEMPLATES, stroke_images
 

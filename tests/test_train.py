@@ -87,7 +87,7 @@ def test_resume_extends_a_finished_run(tiny_data, tmp_path):
 
 
 def test_resume_can_switch_on_the_plateau_schedule(tiny_data, tmp_path):
-    from edge_emnist.train import LR_SCHEDULES
+    from edge_emnist.keras3 import LR_SCHEDULES
 
     train(config(epochs=1), tmp_path / "run", data_dir=tiny_data, verbose=0)
     train(config(epochs=2), tmp_path / "run", resume=True, data_dir=tiny_data, verbose=0)  # default: unchanged
@@ -223,8 +223,8 @@ def test_every_backend_trains_a_run_that_tf_keras_opens(tiny_data, tmp_path, bac
     prune/QAT/export do (tf_keras): the same weights give the same test accuracy."""
     pytest.importorskip(backend)
     from edge_emnist.data import load_dataset
-    from edge_emnist.runs import open_run
-    from edge_emnist.train import input_batches
+    from edge_emnist.optimize.rebuild import build_model
+    from edge_emnist.runs import input_batches, open_run
 
     run = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "edge_emnist.cli", "train", "--arch", "lenet5", "--dataset",
@@ -237,7 +237,7 @@ def test_every_backend_trains_a_run_that_tf_keras_opens(tiny_data, tmp_path, bac
     opened = open_run(run)
     data = load_dataset("emnist-balanced", tiny_data)
     batches = input_batches(data.test.images, data.test.labels, opened.config)
-    predictions = np.concatenate([opened.build_model(47).predict(x, verbose=0).argmax(1) for x, _ in batches])
+    predictions = np.concatenate([build_model(opened, 47).predict(x, verbose=0).argmax(1) for x, _ in batches])
     assert np.mean(predictions == data.test.labels) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
@@ -254,19 +254,19 @@ def test_training_on_jax_needs_no_tensorflow(tiny_data, tmp_path):
 
 
 def test_backend_choice_errors(monkeypatch):
-    from edge_emnist import engine
+    from edge_emnist import keras3
 
     with pytest.raises(EdgeEmnistError, match="unknown Keras backend 'mxnet'"):
-        engine.choose_backend("mxnet")
-    loaded = engine.loaded_backend()
+        keras3.choose_backend("mxnet")
+    loaded = keras3.loaded_backend()
     if loaded:  # this process already runs Keras 3 on one backend: another is refused, with what to do
-        other = next(name for name in engine.BACKENDS if name != loaded)
+        other = next(name for name in keras3.BACKENDS if name != loaded)
         with pytest.raises(EdgeEmnistError, match=f"already running on {loaded}.*--backend {other} in a new process"):
-            engine.choose_backend(other)
-    monkeypatch.setattr(engine, "loaded_backend", lambda: None)
-    monkeypatch.setattr(engine.importlib.util, "find_spec", lambda name: None)
+            keras3.choose_backend(other)
+    monkeypatch.setattr(keras3, "loaded_backend", lambda: None)
+    monkeypatch.setattr(keras3.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(EdgeEmnistError, match=r"torch backend is not installed: pip install 'edge-emnist\[torch\]'"):
-        engine.choose_backend("torch")
+        keras3.choose_backend("torch")
     with pytest.raises(SystemExit):
         main(["train", "--arch", "lenet5", "--backend", "theano"])
 
@@ -274,13 +274,13 @@ def test_backend_choice_errors(monkeypatch):
 def test_default_backend_is_the_fastest_for_the_machine(monkeypatch):
     """TensorFlow on a CPU (measured fastest there: benchmarks/train_step.md); the first installed of jax, torch,
     tensorflow where nvidia-smi names a GPU."""
-    from edge_emnist import engine
-    from edge_emnist.device import runner
+    from edge_emnist import keras3
+    from edge_emnist.device import host
 
-    monkeypatch.setattr(engine, "installed_backends", lambda: ["jax", "torch", "tensorflow"])
-    monkeypatch.setattr(runner, "gpu_names", lambda: [])
-    assert engine.default_backend() == "tensorflow"
-    monkeypatch.setattr(runner, "gpu_names", lambda: ["NVIDIA H100 80GB HBM3"])
-    assert engine.default_backend() == "jax"
-    monkeypatch.setattr(engine, "installed_backends", lambda: ["torch"])
-    assert engine.default_backend() == "torch"
+    monkeypatch.setattr(keras3, "installed_backends", lambda: ["jax", "torch", "tensorflow"])
+    monkeypatch.setattr(host, "gpu_names", lambda: [])
+    assert keras3.default_backend() == "tensorflow"
+    monkeypatch.setattr(host, "gpu_names", lambda: ["NVIDIA H100 80GB HBM3"])
+    assert keras3.default_backend() == "jax"
+    monkeypatch.setattr(keras3, "installed_backends", lambda: ["torch"])
+    assert keras3.default_backend() == "torch"

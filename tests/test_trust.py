@@ -387,7 +387,7 @@ def test_records_are_streamed_keeping_the_latest_of_each_setting(tmp_path):
 # 10. small ones ------------------------------------------------------------------------------------------------------
 
 def test_a_failed_setting_carries_the_same_isa_tier_as_its_neighbours(made, tmp_path, monkeypatch):
-    from edge_emnist.device.runner import host_description
+    from edge_emnist.device.host import host_description
     from edge_emnist.targets.machines import LocalMachine
 
     artifact = _copy(made, tmp_path, "lenet5-mnist-fp32.tflite")

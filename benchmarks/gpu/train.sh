@@ -12,7 +12,7 @@ if [ ! -d "$site/keras" ]; then
     pip install -q --no-index --no-deps --target "$site" gpu-bundle/wheels/*.whl
 fi
 export PYTHONPATH="$PWD/$site:$PWD${PYTHONPATH:+:$PYTHONPATH}" EDGE_EMNIST_DATA="$PWD/gpu-bundle/data"
-python -c "import edge_emnist.engine as e, keras; print('keras', keras.__version__, 'backends', e.installed_backends())"
+python -c "import edge_emnist.keras3 as e, keras; print('keras', keras.__version__, 'backends', e.installed_backends())"
 mkdir -p runs/gpu
 for arch in "$@"; do
     run="runs/gpu/$arch-emnist-bymerge-$backend"

@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 from edge_emnist.device import records as records_of
 from edge_emnist.device.cards import CARD_MISSING, CARD_OF_ANOTHER_FILE, checked_card
+from edge_emnist.device.files import sha256_file
 from edge_emnist.device.formats import CPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES, on_gpu, runtimes_for
+from edge_emnist.device.host import gpu_target
 from edge_emnist.device.records import BUSY_SPREAD
-from edge_emnist.device.runner import gpu_target, sha256_file
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import append_jsonl, check_results_file
 from edge_emnist.targets.machines import LocalMachine, SshMachine

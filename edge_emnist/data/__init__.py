@@ -1,6 +1,6 @@
 """Datasets: registry, IDX files, local folders and official downloads, splits, tf.data pipelines.
 
-`edge_emnist.data.pipeline` imports TensorFlow; nothing else here does, so `edge-emnist data list` is quick.
+`edge_emnist.data.batches` imports TensorFlow; nothing else here does, so `edge-emnist data list` is quick.
 """
 
 from edge_emnist.data.registry import DATASETS, DatasetSpec, get_dataset

@@ -6,7 +6,6 @@ half-written or wrong file under a real name. An interrupted download resumes wi
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from edge_emnist.data.registry import DatasetSpec, Family
+from edge_emnist.device.files import sha256_file
 from edge_emnist.errors import DataError
 
 CHUNK = 1 << 20
@@ -27,14 +27,6 @@ OFFLINE_HINT = (
     "no network? point --data-dir or EDGE_EMNIST_DATA at a local copy of the files "
     "(e.g. EDGE_EMNIST_DATA=../shared/data)"
 )
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _Retryable(Exception):
@@ -82,7 +74,7 @@ def _transfer(url: str, part: Path, progress: bool, label: str) -> None:
 def fetch(urls: Iterable[str], dest: Path, sha256: str | None, *, progress: bool = True) -> Path:
     """Download `dest` from the first URL that works; verify; rename into place. Resumes `.part` files."""
     dest = Path(dest)
-    if dest.exists() and (sha256 is None or sha256_of(dest) == sha256):
+    if dest.exists() and (sha256 is None or sha256_file(dest) == sha256):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -94,7 +86,7 @@ def fetch(urls: Iterable[str], dest: Path, sha256: str | None, *, progress: bool
             failures.append(f"{url}: {e}")
             continue
         if sha256 is not None:
-            got = sha256_of(part)
+            got = sha256_file(part)
             if got != sha256:
                 part.unlink()
                 raise DataError(
@@ -175,7 +167,7 @@ def download(spec: DatasetSpec, dest_dir: Path, *, mirror: str | None = None, pr
     checksums = family.official()
     for path in extracted:
         expected = checksums.get(path.name)
-        if expected and sha256_of(path) != expected[0]:
+        if expected and sha256_file(path) != expected[0]:
             for p in extracted:
                 p.unlink(missing_ok=True)
             raise DataError(f"{archive}: {path.name} does not match its official sha256; archive kept for inspection")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.data.download import sha256_of
 from edge_emnist.data.registry import DATASETS, DatasetSpec
 from edge_emnist.data.source import Dataset, default_cache_dir, find_local, local_data_dir, provenance
+from edge_emnist.device.files import sha256_file
 
 
 @dataclass
@@ -61,7 +61,7 @@ def verify(spec: DatasetSpec, root: Path) -> list[FileCheck]:
     local = _local_sums(folder)
     checks = []
     for name in spec.filenames():
-        digest = sha256_of(folder / name)
+        digest = sha256_file(folder / name)
         if digest == spec.official_sha256(name):
             checks.append(FileCheck(spec.name, name, digest, "official", True))
         elif name in local:

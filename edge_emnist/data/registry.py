@@ -75,6 +75,10 @@ class DatasetSpec:
             return self.label_names[index]
         return self.labels[index]
 
+    def card_labels(self) -> dict[str, str]:
+        """{"0": "0", ..., "46": "t"}: output index to character, as model cards list them."""
+        return {str(i): self.display_label(i) for i in range(self.num_classes)}
+
 
 @cache
 def packaged_checksums(family: str) -> dict[str, tuple[str, int | None]]:

@@ -14,6 +14,7 @@ import numpy as np
 from edge_emnist.data import download as dl
 from edge_emnist.data.idx import read_idx, read_idx_shape
 from edge_emnist.data.registry import SPLITS, DatasetSpec, get_dataset
+from edge_emnist.device.files import sha256_file
 from edge_emnist.errors import DataError
 
 DATA_ENV = "EDGE_EMNIST_DATA"
@@ -92,7 +93,7 @@ class Provenance:
 
 
 def provenance(spec: DatasetSpec, folder: Path, counts: dict[str, int] | None = None) -> Provenance:
-    files = {name: dl.sha256_of(folder / name) for name in spec.filenames()}
+    files = {name: sha256_file(folder / name) for name in spec.filenames()}
     official = all(spec.official_sha256(name) == digest for name, digest in files.items())
     fingerprint = hashlib.sha256("".join(f"{n}:{d}\n" for n, d in sorted(files.items())).encode()).hexdigest()
     if counts is None:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.data.download import sha256_of
 from edge_emnist.data.idx import read_idx, write_idx
 from edge_emnist.data.registry import SPLITS, DatasetSpec, get_dataset
+from edge_emnist.device.files import sha256_file
 from edge_emnist.errors import DataError
 from edge_emnist.io import atomic_path
 
@@ -59,7 +59,7 @@ def derive_letters(source_dir: Path, out_dir: Path, source: str = "emnist-bymerg
         if (source_dir / extra).exists():
             shutil.copyfile(source_dir / extra, out_dir / extra)
     # `edge-emnist data verify` checks derived folders against their SHA256SUMS
-    sums = "".join(f"{sha256_of(out_dir / name)}  {name}\n" for name in letters.filenames())
+    sums = "".join(f"{sha256_file(out_dir / name)}  {name}\n" for name in letters.filenames())
     with atomic_path(out_dir / "SHA256SUMS") as tmp:
         tmp.write_text(sums)
     return counts

@@ -22,10 +22,10 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from edge_emnist.data.classes import class_groups
 from edge_emnist.demo.preprocess import preprocess
 from edge_emnist.device.cards import card_mismatch, card_path
-from edge_emnist.device.runner import sha256_file
+from edge_emnist.device.classes import class_groups
+from edge_emnist.device.files import sha256_file
 from edge_emnist.device.runtimes import model_io
 from edge_emnist.errors import EdgeEmnistError
 

@@ -10,5 +10,6 @@ runtimes and each other.
 from pathlib import Path
 
 RUNNER_FILES = tuple(Path(__file__).with_name(name)
-                     for name in ("runner.py", "runtimes.py", "formats.py", "records.py", "profiles.py"))
+                     for name in ("runner.py", "runtimes.py", "formats.py", "records.py", "profiles.py",
+                                                 "host.py", "files.py"))
 RUNNER = RUNNER_FILES[0]

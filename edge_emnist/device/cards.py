@@ -1,15 +1,21 @@
-"""Reading model cards: the JSON beside every exported artifact (`model.tflite` -> `model.tflite.json`).
+"""The model card: the JSON beside every exported artifact (`model.tflite` -> `model.tflite.json`) that says
+what the model takes and what each output means. One module writes its sections (export), reads it (bench,
+robustness, the demo, the report, pick) and holds it against the model it describes.
 
-One reader for bench, robustness, the demo, the report and export: whether a missing card is an error is the
-caller's choice (`required=`), the wording of the error is not.
+Whether a missing card is an error is the caller's choice (`required=`), the wording of the error is not.
 """
 
 from __future__ import annotations
 
 import json
+import platform
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+
+from edge_emnist.device.classes import class_groups
+from edge_emnist.device.host import package_versions
 from edge_emnist.errors import EdgeEmnistError
 
 REFUSED = "refused.jsonl"  # in an export folder: the artifacts that missed their parity bar, with the numbers
@@ -103,3 +109,52 @@ def read_refusals(folder: Path) -> list[dict]:
                 continue
             found[record.get("artifact")] = record
     return list(found.values())
+
+
+# --- writing: the sections export fills in ---------------------------------------------------------------
+
+TOOLS = ("edge-emnist", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "tf2onnx",
+         "onnx", "onnxruntime", "numpy")
+
+PREPROCESSING = (
+    "28x28 grayscale, character white (255) on black (0), upright as a person reads it, centred as in "
+    "(E)MNIST; scale pixels to [0, 1] with x / 255. The EMNIST IDX files store every image transposed: "
+    "transpose raw EMNIST images before feeding them."
+)
+
+
+def tool_versions() -> dict[str, str | None]:
+    return {"python": platform.python_version(), **package_versions(TOOLS)}
+
+
+def tensor_spec(name: str, shape, dtype: np.dtype, quantization: tuple[float, int] | None) -> dict:
+    spec = {"name": name, "shape": [int(d) for d in shape], "dtype": np.dtype(dtype).name}
+    if quantization and quantization[0]:
+        scale, zero_point = quantization
+        spec["quantization"] = {"scale": float(scale), "zero_point": int(zero_point),
+                                "real_value": "(q - zero_point) * scale"}
+    return spec
+
+
+def class_groups_section(labels: dict[str, str]) -> dict:
+    """Output indices of the digits, letters, capitals and small letters, and how an app uses them."""
+    return {**class_groups(labels),
+            "how": "to answer only within a group (a digits-only field, a letters-only one), take the argmax of "
+                   "the output over that group's indices instead of over all of them: no retraining, no other "
+                   "model (docs/embedding.md)"}
+
+
+def input_section(io: dict, transposed: bool) -> dict:
+    """The card's input: the tensor's own spec, its value range, and how pixels become input (`transposed`: the
+    dataset's files store images transposed, as EMNIST's do)."""
+    section = dict(io)
+    quant = io.get("quantization")
+    if quant:
+        # q = x / scale + zero_point with x = pixel / 255: for scale 1/255 the raw pixel maps straight through
+        section["value_range"] = [int(quant["zero_point"]), int(round(1 / quant["scale"] + quant["zero_point"]))]
+        section["from_pixels"] = "q = round(pixel / 255 / scale) + zero_point"
+    else:
+        section["value_range"] = [0.0, 1.0]
+    section["preprocessing"] = PREPROCESSING
+    section["orientation"] = "upright (EMNIST raw files are transposed)" if transposed else "upright"
+    return section

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gzip
 import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -24,22 +22,6 @@ try:
     from edge_emnist.device.formats import FORMAT_OF_SUFFIX, RUNTIME_OF_SUFFIX, RUNTIMES
 except ImportError:  # copied to a device beside formats.py
     from formats import FORMAT_OF_SUFFIX, RUNTIME_OF_SUFFIX, RUNTIMES  # type: ignore[no-redef]
-
-
-def file_sizes(path: Path) -> dict[str, int]:
-    """Raw bytes and `gzip -9` bytes: what an app bundle and a download cost."""
-    data = Path(path).read_bytes()
-    return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0))}
-
-
-def package_versions(names) -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in names:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 VERBOSE_ENV = "EDGE_EMNIST_VERBOSE"

@@ -18,21 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from edge_emnist.data import load_dataset
-from edge_emnist.data.download import sha256_of
+from edge_emnist.device import cards
 from edge_emnist.device.cards import REFUSED, card_path, read_card, read_refusals
+from edge_emnist.device.files import file_sizes, sha256_file
 from edge_emnist.device.formats import FORMATS, QUANTIZATIONS, RUNTIME_OF_SUFFIX
-from edge_emnist.device.runner import host_description
-from edge_emnist.device.runtimes import LiteRTModel, OrtModel, accuracy, file_sizes, open_artifact
+from edge_emnist.device.host import host_description
+from edge_emnist.device.runtimes import LiteRTModel, OrtModel, accuracy, open_artifact
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.export import card as cards
 from edge_emnist.export.onnx import to_onnx, to_onnx_qat
 from edge_emnist.export.tflite import IO_TYPES, to_tflite
 from edge_emnist.io import append_jsonl, atomic_path, check_writable, folder_lock
 from edge_emnist.models import create_model
-from edge_emnist.models.profile import macs, trainable_params
+from edge_emnist.models.cost import macs, trainable_params
 from edge_emnist.optimize.prune import sparsity_report
-from edge_emnist.runs import Run, open_run
-from edge_emnist.train import calibration_sample, training_split
+from edge_emnist.optimize.rebuild import build_model
+from edge_emnist.runs import Run, calibration_sample, open_run, training_split
 from edge_emnist.workspace import USER_EXPORTS
 
 # Minimum top-1 agreement with the Keras model on the test split, per quantization.
@@ -158,7 +158,7 @@ def _now() -> str:
 def artifact_is_current(artifact: Path, card: dict | None = None) -> bool:
     """True when the card beside `artifact` describes this very file (its sha256 matches)."""
     card = card if card is not None else read_card(artifact)
-    return bool(card) and artifact.is_file() and card.get("sha256") == sha256_of(artifact)
+    return bool(card) and artifact.is_file() and card.get("sha256") == sha256_file(artifact)
 
 
 def _guard_overwrite(path: Path, weights_sha256: str, options: ExportOptions) -> None:
@@ -196,11 +196,11 @@ def export_run(run_dir: str | Path, options: ExportOptions, *, data_dir=None, ca
 
 
 def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refused: list[dict] | None) -> list[Path]:
-    weights_sha256 = sha256_of(run.weights)
+    weights_sha256 = sha256_file(run.weights)
     for fmt in options.formats:
         _guard_overwrite(options.out_dir / artifact_name(run, options, fmt), weights_sha256, options)
     data = load_dataset(run.config.dataset, data_dir, cache_dir)
-    model = run.build_model(data.spec.num_classes)
+    model = build_model(run, data.spec.num_classes)
     x_train, _, _, _ = training_split(run.config, data)
     representative = calibration_sample(run.config, x_train, options.calibration_size)
     test_images = data.test.images[..., None].astype(np.float32) / 255.0
@@ -237,16 +237,16 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
                 input_spec, output_spec = _io_specs(runtime)
                 card = {
                     "artifact": path.name,
-                    "sha256": sha256_of(tmp),
+                    "sha256": sha256_file(tmp),
                     "format": fmt,
                     "quantize": options.quantize,
                     "variant": QUANTIZATIONS[options.quantize],
                     "arch": run.config.arch,
                     "dataset": run.config.dataset,
                     "model": profile,
-                    "labels": cards.labels_of(data.spec),
-                    "class_groups": cards.class_groups_section(cards.labels_of(data.spec)),
-                    "input": cards.input_section(input_spec, data.spec),
+                    "labels": data.spec.card_labels(),
+                    "class_groups": cards.class_groups_section(data.spec.card_labels()),
+                    "input": cards.input_section(input_spec, data.spec.transposed),
                     "output": {**output_spec, "meaning": "softmax probabilities over the labels, in label order"},
                     "source": {
                         "run": str(run.path),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist.backend import tf
+from edge_emnist.tf_keras_env import tf
 
 OPSET = 17
 INPUT_NAME = "image"

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edge_emnist.backend import tf
 from edge_emnist.device.runtimes import native_stderr_muted
+from edge_emnist.tf_keras_env import tf
 
 IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float": tf.float32}
 

@@ -26,7 +26,7 @@ _ACTIVE: contextvars.ContextVar[ModuleType | None] = contextvars.ContextVar("edg
 def active_keras() -> ModuleType:
     module = _ACTIVE.get()
     if module is None:
-        from edge_emnist.backend import keras as module  # tf_keras, with TF_USE_LEGACY_KERAS set first
+        from edge_emnist.tf_keras_env import keras as module  # tf_keras, with TF_USE_LEGACY_KERAS set first
     return module
 
 

@@ -12,16 +12,24 @@ import shutil
 import sys
 from pathlib import Path
 
-from edge_emnist.backend import keras
 from edge_emnist.data import load_dataset
-from edge_emnist.data.download import sha256_of
-from edge_emnist.engine import batches_for_keras
+from edge_emnist.device.files import sha256_file
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import save_weights
+from edge_emnist.keras3 import batches_for_keras
 from edge_emnist.optimize import prune as pruning
 from edge_emnist.optimize.qat import calibrate_ranges, quantize_wrap
-from edge_emnist.runs import Run, open_run, optimization_tag
-from edge_emnist.train import calibration_sample, check_finite, input_batches, training_split
+from edge_emnist.optimize.rebuild import build_model
+from edge_emnist.runs import (
+    Run,
+    calibration_sample,
+    check_finite,
+    input_batches,
+    open_run,
+    optimization_tag,
+    training_split,
+)
+from edge_emnist.tf_keras_env import keras
 
 CALIBRATION_IMAGES = 512  # train images that set the activation ranges before QAT starts
 
@@ -62,7 +70,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     # weights back towards the scanner's look the run was trained away from.
     train_ds = batches_for_keras(keras, input_batches(x_train, y_train, run.config, train=True))
     val_ds = batches_for_keras(keras, input_batches(x_val, y_val, run.config))
-    model = run.build_model(data.spec.num_classes)
+    model = build_model(run, data.spec.num_classes)
     history = []
 
     if prune:
@@ -85,7 +93,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     optimization = {
         "source": str(run.path),
         "source_tag": run.tag,
-        "source_weights_sha256": sha256_of(run.weights),
+        "source_weights_sha256": sha256_file(run.weights),
         "pruning": ({"sparsity": prune.sparsity, "schedule": prune.schedule,
                      "m_by_n": list(prune.m_by_n) if prune.m_by_n else None, "epochs": epochs} if prune
                     else run.optimization.get("pruning")),  # a pruned source passes its pruning on
@@ -133,7 +141,7 @@ def _write_run(output: Path, source: Run, model, optimization: dict, metrics: di
     try:
         shutil.copy(source.path / "config.json", staging / "config.json")
         save_weights(model, staging / "best.weights.h5")
-        metrics["best_weights_sha256"] = sha256_of(staging / "best.weights.h5")
+        metrics["best_weights_sha256"] = sha256_file(staging / "best.weights.h5")
         (staging / "optimization.json").write_text(json.dumps(optimization, indent=2) + "\n")
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         staging.rename(output)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_emnist.backend import tf  # noqa: F401  (sets up tf_keras before tfmot is imported)
 from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.tf_keras_env import tf  # noqa: F401  (sets up tf_keras before tfmot is imported)
 
 SCHEDULES = ("polynomial", "constant")
 

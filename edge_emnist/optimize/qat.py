@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_emnist.backend import keras, tf  # noqa: F401  (sets up tf_keras before tfmot is imported)
+from edge_emnist.tf_keras_env import keras, tf  # noqa: F401  (sets up tf_keras before tfmot is imported)
 
 # tfmot's moving-average activation quantizers start at [-6, 6] and move 0.1% per step toward each batch's
 # range, so after a short fine-tuning a ReLU output still spans about [-3.1, max]: a third or more of its

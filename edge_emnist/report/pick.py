@@ -73,7 +73,7 @@ def stale_reason(record: dict, artifact_dirs: Sequence[Path] | None) -> str | No
     """Why a measurement no longer describes a shippable file: the artifact is gone, it changed since, or its card
     now contradicts it. `artifact_dirs` None: where the record says it was measured (measured_where)."""
     from edge_emnist.device.cards import card_mismatch, read_card
-    from edge_emnist.device.runner import sha256_file
+    from edge_emnist.device.files import sha256_file
     from edge_emnist.device.runtimes import model_io
 
     folders = measured_where(record) if artifact_dirs is None else artifact_dirs

@@ -61,7 +61,7 @@ def _stderr(line: str) -> None:
 def upgrade(record: dict) -> dict:
     """Schema-1 records named a local CPU target by hostname only ("cpu:vm"), which cloud machines share
     whatever their CPU; give them the ISA tier their own host description shows, as schema 2 does."""
-    from edge_emnist.device.runner import isa_tier
+    from edge_emnist.device.host import isa_tier
 
     host = record.get("host")
     target = record.get("target") or ""

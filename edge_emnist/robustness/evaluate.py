@@ -16,8 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_emnist.data import load_dataset
-from edge_emnist.data.classes import class_groups, class_index, restrict
 from edge_emnist.device.cards import checked_card, read_card
+from edge_emnist.device.classes import class_groups, class_index, restrict
 from edge_emnist.device.formats import RUNTIME_OF_SUFFIX
 from edge_emnist.device.runtimes import open_artifact
 from edge_emnist.errors import EdgeEmnistError
@@ -77,7 +77,7 @@ def robust_accuracy(conditions: list[dict]) -> float | None:
 
 def _trusted_card(artifact: Path) -> dict:
     """Robustness is accuracy: it needs the card of this very file, and one that matches the model."""
-    from edge_emnist.device.runner import sha256_file
+    from edge_emnist.device.files import sha256_file
 
     card, _ = checked_card(artifact, sha256_file(artifact))
     if card is None:
@@ -89,7 +89,8 @@ def _trusted_card(artifact: Path) -> dict:
 def evaluate(artifacts: list[Path], *, images: int = 2000, mnist_images: int = 10_000, seed: int = 0, threads: int = 2,
              results: Path, data_dir=None, cache_dir=None, log: Callable[[str], None] = print) -> list[dict]:
     """One record per artifact, appended to `results` as each artifact finishes."""
-    from edge_emnist.device.runner import host_description, sha256_file
+    from edge_emnist.device.files import sha256_file
+    from edge_emnist.device.host import host_description
     from edge_emnist.targets.machines import LocalMachine
 
     if min(images, mnist_images) < 100:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_emnist.device import RUNNER, RUNNER_FILES
-from edge_emnist.device.runner import isa_tier
+from edge_emnist.device.host import isa_tier
 from edge_emnist.errors import EdgeEmnistError
 
 LITERT_BENCHMARK_RESOLUTION_MS = 0.01  # it prints milliseconds with two decimals
@@ -52,7 +52,7 @@ class LocalMachine:
     def describe(self) -> dict:
         """This machine's description, as the runner gives it: what a record is labelled with when the runner
         died before it could say (a failed record must carry the same ISA tier as its measured neighbours)."""
-        from edge_emnist.device.runner import host_description
+        from edge_emnist.device.host import host_description
 
         return host_description()
 

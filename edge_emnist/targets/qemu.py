@@ -134,7 +134,7 @@ def arm_python() -> tuple[Path, Path] | None:
 
 def install_arm_python(log=print) -> tuple[Path, Path]:
     """Debian 12's arm64 python3.11 closure in a sysroot, and aarch64 wheels at this machine's versions."""
-    from edge_emnist.device.runtimes import package_versions
+    from edge_emnist.device.host import package_versions
 
     found = arm_python()
     if found:

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 # Parameters, MACs and descriptions of every architecture at the class counts of the datasets, kept so that
-# `edge-emnist models` answers without importing TensorFlow. Made by `python -m edge_emnist.models.profile`;
+# `edge-emnist models` answers without importing TensorFlow. Made by `python -m edge_emnist.models.cost`;
 # tests/test_models.py checks it against the models themselves.
-PROFILES = Path(__file__).with_name("profiles.json")
+PROFILES = Path(__file__).with_name("costs.json")
 CLASS_COUNTS = (10, 26, 47, 62)
 
 
-def cached_profiles() -> dict:
+def cached_costs() -> dict:
     """{arch: {"description": ..., "classes": {"47": [params, macs], ...}}}, or {} if the file is missing."""
     try:
         return json.loads(PROFILES.read_text())
@@ -41,7 +41,7 @@ def trainable_params(model) -> int:
 
 
 def layer_macs(layer) -> int:
-    from edge_emnist.backend import keras
+    from edge_emnist.tf_keras_env import keras
 
     if isinstance(layer, keras.layers.Conv2D):  # DepthwiseConv2D too: its kernel is (kh, kw, in, multiplier)
         return int(prod(layer.output_shape[1:3]) * prod(layer.kernel.shape))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
+from edge_emnist.environ import LOGICAL_CPUS_ENV
 from edge_emnist.errors import EdgeEmnistError
 
 
@@ -37,8 +38,30 @@ BACKENDS = {b.name: b for b in (
     Backend("tensorflow", "tensorflow", "pip install tensorflow (already a dependency of edge-emnist)",
             "tf.distribute.MirroredStrategy"),
 )}
-# Test hook, as for tf_keras (backend.py): split the CPU into N devices so the multi-device path runs without GPUs.
-LOGICAL_CPUS_ENV = "EDGE_EMNIST_LOGICAL_CPUS"
+
+
+# Each takes the Keras module first: the model is built by whichever Keras `load_keras` gave. TrainConfig's
+# choices are these tables' keys.
+# Each takes the Keras module first: the model is built by whichever Keras `keras3.load_keras` gave.
+OPTIMIZERS = {
+    "adam": lambda keras, lr, momentum: keras.optimizers.Adam(lr),
+    "nadam": lambda keras, lr, momentum: keras.optimizers.Nadam(lr),
+    "sgd": lambda keras, lr, momentum: keras.optimizers.SGD(lr, momentum=momentum),
+}
+# On a validation-loss plateau of 2 epochs, halve the learning rate (down to 1e-5); None: keep it constant.
+LR_SCHEDULES = {
+    "constant": None,
+    "plateau": lambda keras: keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2,
+                                                               min_lr=1e-5),
+}
+INITIALIZERS = {
+    "glorot": None,  # Keras' default (glorot_uniform): leave the builders' weights as they are
+    "random": lambda keras, seed: keras.initializers.RandomNormal(stddev=0.05, seed=seed),
+    "he": lambda keras, seed: keras.initializers.HeNormal(seed=seed),
+    "lecun": lambda keras, seed: keras.initializers.LecunNormal(seed=seed),
+}
+MIXED_PRECISION = ("auto", "on", "off", "bfloat16", "float16")
+DISTRIBUTE = ("auto", "none", "mirrored")  # auto: data parallel over 2+ GPUs; mirrored: over every device
 
 
 def installed_backends() -> list[str]:
@@ -47,7 +70,7 @@ def installed_backends() -> list[str]:
 
 def default_backend() -> str:
     """The first installed backend on a GPU machine; TensorFlow (the fastest on a CPU) on one without."""
-    from edge_emnist.device.runner import gpu_names  # nvidia-smi: no backend import needed to ask
+    from edge_emnist.device.host import gpu_names  # nvidia-smi: no backend import needed to ask
 
     installed = installed_backends()
     if not gpu_names() and "tensorflow" in installed:
@@ -85,7 +108,7 @@ def load_keras(requested: str | None = None) -> ModuleType:
             os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                        f" --xla_force_host_platform_device_count={logical_cpus}").strip()
         if name == "tensorflow":
-            import edge_emnist.backend  # noqa: F401  (TensorFlow's environment: oneDNN, logs, logical CPUs)
+            import edge_emnist.tf_keras_env  # noqa: F401  (TensorFlow's environment: oneDNN, logs, logical CPUs)
     import keras
 
     if not hasattr(keras, "distribution"):
@@ -106,7 +129,7 @@ def _torch_accelerators() -> list[str]:
 
 
 def _tensorflow_accelerators() -> list[str]:
-    from edge_emnist.backend import tf
+    from edge_emnist.tf_keras_env import tf
 
     return [tf.config.experimental.get_device_details(g).get("device_name", g.name)
             for g in tf.config.list_physical_devices("GPU")]
@@ -136,7 +159,7 @@ def _data_parallel_devices(backend: str) -> list:
         import jax
 
         return jax.devices()
-    from edge_emnist.backend import tf
+    from edge_emnist.tf_keras_env import tf
 
     return [d.name for d in (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))]
 
@@ -155,7 +178,7 @@ def distribution(keras, backend: str, setting: str) -> tuple[contextlib.Abstract
     devices = _data_parallel_devices(backend)
     if backend == "jax":
         return keras.distribution.DataParallel(devices=devices).scope(), len(devices)
-    from edge_emnist.backend import tf
+    from edge_emnist.tf_keras_env import tf
 
     strategy = tf.distribute.MirroredStrategy(devices)
     return strategy.scope(), strategy.num_replicas_in_sync
@@ -175,7 +198,7 @@ def batch_multiple(backend: str, replicas: int) -> int:
 
 def device_description(keras, backend: str) -> dict:
     """What trained a run: recorded in metrics.json so every figure says where it came from."""
-    from edge_emnist.device.runner import host_description  # numpy only
+    from edge_emnist.device.host import host_description  # numpy only
 
     host = host_description()
     versions = {"keras": keras.__version__, "backend": backend}

@@ -7,7 +7,7 @@ before TensorFlow is first imported. Every module gets `tf` and `keras` from her
 import os
 
 from edge_emnist.device.runtimes import VERBOSE_ENV, native_stderr_muted  # numpy only
-from edge_emnist.engine import LOGICAL_CPUS_ENV  # no Keras or TensorFlow import
+from edge_emnist.environ import LOGICAL_CPUS_ENV
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 VNNI, BF16 or AMX. Measured on a
