@@ -25,7 +25,7 @@ from edge_emnist import keras3
 from edge_emnist.data import load_dataset
 from edge_emnist.data.augment import Augment
 from edge_emnist.data.batches import Batches
-from edge_emnist.report.tables import markdown_table
+from edge_emnist.tables import markdown_table
 
 HERE = Path(__file__).parent
 BATCH = 256

@@ -32,7 +32,7 @@ from edge_emnist.device.cards import card_path
 from edge_emnist.device.host import host_description, isa_tier
 from edge_emnist.device.runtimes import OrtModel, accuracy
 from edge_emnist.io import atomic_path
-from edge_emnist.report.tables import markdown_table
+from edge_emnist.tables import markdown_table
 from edge_emnist.targets.qemu import emulated_predictions, missing
 
 ROOT = Path(__file__).resolve().parents[1]

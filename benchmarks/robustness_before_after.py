@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from edge_emnist.report.robustness import condition_label
-from edge_emnist.report.tables import markdown_table
+from edge_emnist.tables import markdown_table
 
 HERE = Path(__file__).parent / "results"
 COLUMNS = [("clean", None), ("rotation", 15.0), ("thickness", -1.0), ("thickness", 1.0), ("scale", 0.8),

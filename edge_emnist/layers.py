@@ -4,7 +4,7 @@ every import, deferred ones inside functions included). docs/architecture.md say
 """
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "environ", "workspace", "progress", "layers"),  # constants and exceptions: import nothing
+    ("errors", "environ", "workspace", "progress", "layers", "options", "tables"),  # import nothing of the package
     ("io",),  # atomic writes, JSONL appends, locks
     ("device",),  # what runs where the model runs; its RUNNER_FILES are copied to devices as they are
     ("data", "targets"),  # datasets; machines that run the device runner (here, QEMU, SSH)

@@ -15,10 +15,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edge_emnist.data.registry import DATASETS
 from edge_emnist.device.formats import FORMATS
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, folder_lock
+from edge_emnist.optimize.config import PruneConfig
+from edge_emnist.options import default_of, fraction, option, positive_float
 from edge_emnist.progress import clock
+from edge_emnist.runs import TrainConfig, augment_spec
 
 STATE_FILE = "pipeline.json"
 
@@ -38,26 +42,51 @@ def epochs(n: int) -> str:
     return f"{n} epoch{'' if n == 1 else 's'}"
 
 
+STUDY_ARCHS = ("lenet5", "custom_resnet", "custom_vgg", "simple_cnn", "resnet50")
+
+
+def arch_list(text: str) -> tuple[str, ...]:
+    """--arch: a comma list of registered architectures, or all (the studies' five)."""
+    import argparse
+
+    from edge_emnist.models import list_models
+
+    archs = STUDY_ARCHS if text == "all" else tuple(a for a in text.split(",") if a)
+    unknown = [a for a in archs if a not in list_models()]
+    if unknown or not archs:
+        raise argparse.ArgumentTypeError(f"unknown architecture {unknown[0] if unknown else text!r}; "
+                                         f"choose from {', '.join(list_models())}, or all")
+    return archs
+
+
 @dataclass
 class PipelineConfig:
-    archs: tuple[str, ...] = ("lenet5", "simple_cnn")
-    dataset: str = "emnist-bymerge"
-    epochs: int = 3  # the default main command finishes in 10 minutes on a 2-core CPU of either x86 kind
-    batch_size: int = 256
-    lr: float = 1e-3
-    patience: int = 10
-    seed: int = 0
-    sparsity: float = 0.5
-    prune_epochs: int = 1
-    qat_epochs: int = 1
+    archs: tuple[str, ...] = option(("lenet5", "simple_cnn"), flag="--arch", type=arch_list, metavar="A,B|all",
+                                    help=f"comma list, or all = the studies' {','.join(STUDY_ARCHS)} (lenet5_relu, a "
+                                         "variant, only when named)")
+    dataset: str = option(default_of(TrainConfig, "dataset"), help="dataset", choices=lambda: DATASETS,
+                          metavar="NAME")
+    # the default main command finishes in 10 minutes on a 2-core CPU of either x86 kind
+    epochs: int = option(3, help="maximum training epochs (3: the 10-minute demo on a 2-core CPU; the study trained "
+                                 "up to 70)")
+    batch_size: int = option(default_of(TrainConfig, "batch_size"), help="images per training step")
+    lr: float = option(default_of(TrainConfig, "lr"), help="learning rate", cli=False)
+    patience: int = option(default_of(TrainConfig, "patience"), help="early stopping on validation")
+    seed: int = option(default_of(TrainConfig, "seed"), type=int, help="seeds every stage")
+    sparsity: float = option(default_of(PruneConfig, "sparsity"), type=float, help="pruning target")
+    prune_epochs: int = option(1, help="pruning fine-tuning epochs")
+    qat_epochs: int = option(1, help="quantization-aware fine-tuning epochs")
     # train's --augment. Off here: the 10-minute main command trains 3 epochs, and on a 2-core CPU augmentation
     # doubles an epoch (LeNet-5 11 -> 21.5 s) while paying off only over longer training (docs/robustness.md).
-    augment: str = "off"
-    threads: tuple[int, ...] = (1,)
-    runs: int = 500  # timed batch-1 runs per setting: p90 needs a few hundred; `bench` defaults to 1000
-    max_latency_ms: float | None = None
-    max_size_kb: float | None = None
-    min_accuracy: float | None = None
+    augment: str = option("off", type=augment_spec, metavar="SPEC",
+                          help="training augmentation, as for train (off here, to finish in minutes on a CPU; `train` "
+                               "has it on)")
+    threads: tuple[int, ...] = option((1,), help="bench thread counts")
+    # p90 needs a few hundred; `bench` defaults to 1000
+    runs: int = option(500, help="timed batch-1 runs per setting")
+    max_latency_ms: float | None = option(None, type=positive_float, help="pick: on p90 at batch 1")
+    max_size_kb: float | None = option(None, type=positive_float, help="pick: raw artifact size in KiB")
+    min_accuracy: float | None = option(None, type=fraction, help="pick: test accuracy as a fraction, e.g. 0.88")
 
     def validate(self) -> None:
         from edge_emnist.data.registry import get_dataset
@@ -143,7 +172,6 @@ class Pipeline:
         return stages
 
     def _train(self, arch: str) -> dict:
-        from edge_emnist.runs import TrainConfig
         from edge_emnist.train import train
 
         c = self.config
@@ -164,7 +192,6 @@ class Pipeline:
         return {"run": str(output), "test_accuracy": metrics["test_accuracy"]}
 
     def _prune(self, arch: str) -> dict:
-        from edge_emnist.optimize.prune import PruneConfig
 
         return self._optimize(self.run_dir(arch, "trained"), self.run_dir(arch, "pruned"),
                               prune=PruneConfig(self.config.sparsity), epochs=self.config.prune_epochs)

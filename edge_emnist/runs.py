@@ -30,10 +30,12 @@ import numpy as np
 from edge_emnist.data import Dataset, stratified_split
 from edge_emnist.data.augment import Augment
 from edge_emnist.data.batches import Batches
+from edge_emnist.data.registry import DATASETS, DEFAULT_DATASET
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.keras3 import DISTRIBUTE, INITIALIZERS, LR_SCHEDULES, MIXED_PRECISION, OPTIMIZERS
-from edge_emnist.models import create_model, model_entry
+from edge_emnist.models import create_model, list_models, model_entry
+from edge_emnist.options import option, positive_float, positive_int
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
@@ -41,27 +43,55 @@ HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr",
 CHECKPOINT_PATTERN = "epoch-*.weights.h5"
 
 
+def augment_spec(text: str) -> str:
+    """--augment's type: a spec Augment can parse (a usage error otherwise)."""
+    import argparse
+
+    try:
+        Augment.parse(text)
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 @dataclass
 class TrainConfig:
-    arch: str
-    dataset: str = "emnist-bymerge"
-    epochs: int = 70
-    batch_size: int = 256
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9  # SGD only: the study's (Table 6's best cell is SGD with momentum 0.9; Keras' default is 0)
-    init: str = "glorot"
-    patience: int = 10
-    seed: int = 0
-    val_fraction: float = 0.1
-    # Random handwriting variation (data/augment.py): "on" (the measured defaults), "off", a strength
-    # ("0.5"), or "rotation_deg=15,elastic_px=0"; config.json keeps the resolved fields (or false).
-    augment: bool | str | dict = "on"
-    train_limit: int | None = None  # use only the first N (shuffled, stratified) train images: smoke tests
-    mixed_precision: str = "auto"  # auto: bfloat16 on a GPU, float32 on a CPU; on (bfloat16); off; bfloat16; float16
-    distribute: str = "auto"  # auto: data parallel over 2+ GPUs; none; mirrored (data parallel over every device)
-    model_options: dict = field(default_factory=dict)
-    lr_schedule: str = "constant"  # constant (the study's); plateau: halve the LR after 2 epochs without val-loss gain
+    """One training run's settings: what `train` and `sweep` offer on the command line, what config.json keeps."""
+
+    arch: str = option(help="architecture", choices=list_models, metavar="ARCH")
+    dataset: str = option(DEFAULT_DATASET, help="dataset", choices=lambda: DATASETS, metavar="NAME")
+    epochs: int = option(70, help="maximum epochs")
+    batch_size: int = option(256, help="images per training step")
+    optimizer: str = option("adam", help="optimizer", choices=lambda: OPTIMIZERS)
+    lr: float = option(1e-3, help="learning rate", type=positive_float)
+    # SGD only: the study's (Table 6's best cell is SGD with momentum 0.9; Keras' own default is 0)
+    momentum: float = option(0.9, help="SGD momentum, the study's")
+    init: str = option("glorot", help="kernel initializer: Keras' glorot, random normal (std 0.05), he, lecun",
+                       choices=lambda: INITIALIZERS)
+    patience: int = option(10, help="stop after this many epochs without a better validation accuracy")
+    seed: int = option(0, help="seeds the split, the shuffling, the augmentation and the weights", type=int)
+    val_fraction: float = option(0.1, help="share of train held out for validation, stratified")
+    # Random handwriting variation (data/augment.py); config.json keeps the resolved fields (or false).
+    augment: bool | str | dict = option(
+        "on", type=augment_spec, metavar="SPEC",
+        help="random handwriting variation while training: on (rotation 12 deg, shift 2 px, scale 15%, shear 8 deg, "
+             "strokes +-1 px, elastic 1 px), off, a strength (0.5 halves every magnitude), or NAME=VALUE,... with "
+             "NAME rotation_deg, shift_px, scale, shear_deg, thickness_px, elastic_px, noise; recorded in the run's "
+             "config.json")
+    train_limit: int | None = option(None, type=positive_int, metavar="N",
+                                     help="train on N images only (quick trials; validation shrinks to N/5)")
+    mixed_precision: str = option("auto", choices=lambda: MIXED_PRECISION,
+                                  help="16-bit compute with a float32 softmax: auto = bfloat16 on a GPU, float32 on a "
+                                       "CPU; on = bfloat16; float16 adds loss scaling")
+    distribute: str = option("auto", choices=lambda: DISTRIBUTE,
+                             help="auto = data parallel over 2+ GPUs (JAX: keras.distribution.DataParallel, "
+                                  "TensorFlow: MirroredStrategy); mirrored = over every device, CPUs too")
+    model_options: dict = option(default_factory=dict, help="architecture options (resnet50: channels, input_size)",
+                                 cli=False)
+    lr_schedule: str = option("constant", choices=lambda: LR_SCHEDULES,
+                              help="constant (the study's); plateau: halve the LR after 2 epochs without "
+                                   "validation-loss gain (--resume --lr-schedule plateau switches it on for the rest "
+                                   "of a run)")
 
     def validate(self) -> None:
         model_entry(self.arch)

@@ -15,8 +15,8 @@ from tqdm import tqdm
 
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path
-from edge_emnist.report.tables import markdown_table
 from edge_emnist.runs import TrainConfig
+from edge_emnist.tables import markdown_table
 from edge_emnist.train import train
 
 SWEEPABLE = {"init": str, "optimizer": str, "lr": float, "batch_size": int, "momentum": float, "seed": int,

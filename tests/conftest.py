@@ -75,3 +75,17 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(NO_DOWNLOAD_ENV, raising=False)  # `--no-download` sets it for the process
     monkeypatch.setenv("EDGE_EMNIST_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(source, "_said", set())  # each test sees its own once-per-process notices
+
+
+# The fast tier (`pytest -m "not slow"`) leaves out what trains, exports or benchmarks a model, drives a browser or
+# reads the shared real data: tests that use these fixtures, and every test of these modules.
+SLOW_FIXTURES = {"artifacts", "tiny_run", "trained", "data", "made", "bymerge_test", "shared_data", "browser",
+                 "tiny_data"}
+SLOW_MODULES = {"test_train.py", "test_real_data.py", "test_portable_int8.py", "test_onnx_qat.py",
+                "test_pipeline_command.py", "test_robustness.py"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

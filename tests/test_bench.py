@@ -493,13 +493,39 @@ def test_one_table_drives_the_cli_choices_and_the_dispatch():
 
     export = build_parser()._subparsers._group_actions[0].choices["export"]
     choices = {a.dest: a.choices for a in export._actions if a.choices}
-    assert choices["quantize"] == list(formats.QUANTIZATIONS) and choices["format"] == [*formats.FORMATS, "all"]
+    assert choices["quantize"] == list(formats.QUANTIZATIONS) and choices["formats"] == [*formats.FORMATS, "all"]
     assert formats.RUNTIME_OF_SUFFIX == {".tflite": "litert", ".onnx": "ort"}
     assert set(formats.CPU_RUNTIMES) | set(formats.GPU_RUNTIMES) == set(formats.RUNTIMES)
     assert formats.runtimes_for(".onnx", ("litert", "ort", "ort-cuda")) == ["ort", "ort-cuda"]
     # per-runtime options: a record keeps the options its runtime takes, and an adapter gets only those
     assert formats.settings("litert", 2, xnnpack=False) == {"threads": 2, "xnnpack": False}
     assert formats.settings("ort", 2, xnnpack=False) == {"threads": 2}
+
+
+def test_every_name_a_row_gives_is_defined_where_it_says():
+    """A runtime is one row plus one adapter: the row names its adapter, profiler, availability check and
+    converter, and each resolves; the report's latency columns are the CPU rows' labels."""
+    import importlib
+
+    from edge_emnist.device import formats, profiles, runtimes
+    from edge_emnist.report.summary import HEADERS
+
+    modules = {"runtimes": runtimes, "profiles": profiles}
+    for row in formats.RUNTIMES.values():
+        for dotted in filter(None, (row.adapter, row.profiler, row.availability)):
+            owner = dotted.split(".")[0]
+            assert callable(formats.resolve(dotted, vars(modules[owner]), owner)), dotted
+        assert row.format in formats.FORMATS and row.kind in ("cpu", "gpu")
+        assert set(row.options) <= {"xnnpack"} and (row.fallback is None or row.fallback[0] in ("kernel", "provider"))
+        assert row.kind == "cpu" or row.availability, f"{row.name}: a GPU runtime must say when it cannot run"
+    for fmt in formats.FORMATS.values():
+        module, _, name = fmt.converter.partition(":")
+        assert callable(getattr(importlib.import_module(module), name))
+        assert fmt.suffix in formats.RUNTIME_OF_SUFFIX  # every format has its default runtime
+    assert [h for h in HEADERS if h.endswith("p90 ms fp32 / int8")] == [
+        f"{formats.RUNTIMES[r].label} p90 ms fp32 / int8" for r in formats.CPU_RUNTIMES]
+    with pytest.raises(LookupError, match="does not define"):
+        formats.resolve("runtimes.nothing_here", vars(runtimes), "runtimes")
 
 
 def test_bench_on_an_emulated_arm_core(artifacts, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import onnxruntime as ort
@@ -10,9 +11,12 @@ from ai_edge_litert.interpreter import Interpreter
 
 from edge_emnist.cli import main
 from edge_emnist.data.registry import get_dataset
+from edge_emnist.device import formats
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export import artifacts
-from edge_emnist.export.artifacts import PARITY_BAR, ExportOptions, export_run
+from edge_emnist.export import onnx as onnx_export
+from edge_emnist.export import tflite as tflite_export
+from edge_emnist.export.artifacts import ExportOptions, export_run
 from edge_emnist.train import TrainConfig, train
 from tests.conftest import write_tiny
 
@@ -67,7 +71,7 @@ def test_every_format_and_quantization(tiny_run, tmp_path, quantize):
         card = json.loads(path.with_suffix(path.suffix + ".json").read_text())
         assert card["artifact"] == path.name and card["quantize"] == quantize
         assert card["labels"]["7"] == "7" and len(card["labels"]) == 10
-        assert card["parity"]["top1_agreement"] >= PARITY_BAR[quantize]
+        assert card["parity"]["top1_agreement"] >= formats.QUANTIZATIONS[quantize].parity_bar
         assert card["size"]["bytes"] == path.stat().st_size and 0 < card["size"]["gzip_bytes"]
         assert card["source"]["weights_sha256"] and card["tools"]["onnxruntime"]
         assert card["input"]["shape"] == [-1, 28, 28, 1] and card["input"]["preprocessing"]
@@ -94,7 +98,7 @@ def test_int8_edges_are_selectable(tiny_run, tmp_path, io):
 
 def test_failed_parity_leaves_nothing(tiny_run, tmp_path, monkeypatch):
     run, data, _ = tiny_run
-    monkeypatch.setitem(PARITY_BAR, "int8", 1.01)
+    monkeypatch.setitem(formats.QUANTIZATIONS, "int8", replace(formats.QUANTIZATIONS["int8"], parity_bar=1.01))
     with pytest.raises(EdgeEmnistError, match="failed parity"):
         export_run(run, ExportOptions(quantize="int8", out_dir=tmp_path), data_dir=data, log=lambda _: None)
     assert list(tmp_path.iterdir()) == []
@@ -104,13 +108,13 @@ def test_a_refused_artifact_is_recorded_and_the_others_go_on(tiny_run, tmp_path,
     from edge_emnist.device.cards import read_refusals
 
     run, data, _ = tiny_run
-    monkeypatch.setitem(PARITY_BAR, "int8", 1.01)
+    monkeypatch.setitem(formats.QUANTIZATIONS, "int8", replace(formats.QUANTIZATIONS["int8"], parity_bar=1.01))
     code = main(["export", str(run), "--quantize", "int8", "--data-dir", str(data), "--out-dir", str(tmp_path)])
     assert code == 1 and "2 artifact(s) refused" in capsys.readouterr().err
     refusals = {r["artifact"]: r for r in read_refusals(tmp_path)}
     assert set(refusals) == {"lenet5-mnist-int8.tflite", "lenet5-mnist-int8.onnx"}
     assert refusals["lenet5-mnist-int8.onnx"]["parity"]["checked_on"][0]["isa"] is not None
-    monkeypatch.setitem(PARITY_BAR, "int8", 0.99)
+    monkeypatch.setitem(formats.QUANTIZATIONS, "int8", replace(formats.QUANTIZATIONS["int8"], parity_bar=0.99))
     assert main(["export", str(run), "--quantize", "int8", "--format", "onnx", "--data-dir", str(data),
                  "--out-dir", str(tmp_path)]) == 0
     assert [r["artifact"] for r in read_refusals(tmp_path)] == ["lenet5-mnist-int8.tflite"]  # passed: forgotten
@@ -140,13 +144,12 @@ def test_to_unsigned_changes_no_answer(tiny_run, tmp_path, monkeypatch):
     import onnx
 
     from edge_emnist.device.runtimes import OrtModel
-    from edge_emnist.export import artifacts
     from edge_emnist.export import onnx as onnx_export
     from edge_emnist.export.onnx_unsigned import to_unsigned
 
     # The int8-tensor graph is what saturates on AVX2 without VNNI (why export stores uint8): on such a CPU it can
     # miss the parity bar, which is beside the point here (the unfused graphs are compared below).
-    monkeypatch.setitem(artifacts.PARITY_BAR, "int8", 0.0)
+    monkeypatch.setitem(formats.QUANTIZATIONS, "int8", replace(formats.QUANTIZATIONS["int8"], parity_bar=0.0))
     run, data, (images, _) = tiny_run
     signed = tmp_path / "signed.onnx"
     original = onnx_export._save_unsigned
@@ -222,7 +225,7 @@ def test_interrupted_export_leaves_nothing(tiny_run, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(artifacts, "to_onnx", interrupted)
+    monkeypatch.setattr(onnx_export, "to_onnx", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export_run(run, ExportOptions(quantize="int8", formats=("onnx",), out_dir=tmp_path), data_dir=data,
                    log=lambda _: None)
@@ -235,7 +238,7 @@ def test_converter_failure_is_one_line(tiny_run, tmp_path, monkeypatch, capsys):
     def unsupported(*args, **kwargs):
         raise RuntimeError("'tf.Foo' op is neither a custom op nor a flex op\nlong\ntrace")
 
-    monkeypatch.setattr(artifacts, "to_tflite", unsupported)
+    monkeypatch.setattr(tflite_export, "to_tflite", unsupported)
     code = main(["export", str(run), "--format", "tflite", "--data-dir", str(data), "--out-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1] == ("edge-emnist: error: tflite conversion of lenet5 (int8) failed: "

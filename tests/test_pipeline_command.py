@@ -1,6 +1,7 @@
 """`edge-emnist pipeline` end to end on tiny data: every stage, the pick, and resuming after an interruption."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -70,15 +71,16 @@ def test_pipeline_interrupted_then_resumed(data, tmp_path, capsys, monkeypatch):
 
 def test_refused_artifacts_never_stop_the_pipeline(data, tmp_path, capsys, monkeypatch):
     """An artifact below its parity bar is reported and skipped; the pipeline fails only with nothing to pick."""
-    from edge_emnist.export.artifacts import PARITY_BAR
+    from edge_emnist.device.formats import QUANTIZATIONS
 
     out = tmp_path / "pipe"
-    for quantize in PARITY_BAR:
-        monkeypatch.setitem(PARITY_BAR, quantize, 1.01)  # nothing passes
+    for quantize in QUANTIZATIONS:  # nothing passes
+        monkeypatch.setitem(QUANTIZATIONS, quantize, replace(QUANTIZATIONS[quantize], parity_bar=1.01))
     assert main(command(data, out)) == 2
     assert "nothing to pick from: no artifact was measured (12 refused at export" in capsys.readouterr().err
 
-    monkeypatch.setitem(PARITY_BAR, "none", 0.999)  # float32 passes again; the quantized ones still fail
+    # float32 passes again; the quantized ones still fail
+    monkeypatch.setitem(QUANTIZATIONS, "none", replace(QUANTIZATIONS["none"], parity_bar=0.999))
     state = json.loads((out / STATE_FILE).read_text())
     for stage in ("export:lenet5", "bench", "profile", "report"):
         state["done"].pop(stage)

@@ -37,3 +37,14 @@ def write_runner(out: Path, *, dataset: str | None = None, force: bool = False, 
         with atomic_path(targets[-1]) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, images=test.images, labels=test.labels)
     return targets
+
+
+def how_to_use(out: Path, written: list[Path], dataset: str | None) -> str:
+    """What `runner DIR` prints: the files, and the device-side commands that use them."""
+    data = written[-1].name if dataset else "TEST.npz"
+    return (f"wrote {', '.join(p.name for p in written)} to {out}/ (Python 3.9+, numpy, and ai-edge-litert or "
+            "onnxruntime there). On the device:\n"
+            "  python runner.py model.tflite --threads 1,4 --batch 1,32 --json out.json      # latency, memory\n"
+            f"  python runner.py model.tflite --data {data} --json out.json   # + accuracy\n"
+            "  python runner.py model.tflite --profile --json profile.json                   # per operator\n"
+            "back here: edge-emnist bench --import out.json --target arm:pi5")

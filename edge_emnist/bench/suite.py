@@ -23,29 +23,46 @@ from edge_emnist.device.cards import CARD_MISSING, CARD_OF_ANOTHER_FILE, checked
 from edge_emnist.device.files import sha256_file
 from edge_emnist.device.formats import CPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES, on_gpu, runtimes_for
 from edge_emnist.device.host import gpu_target
-from edge_emnist.device.records import BUSY_SPREAD
+from edge_emnist.device.records import BUSY_SPREAD, DEFAULT_BATCHES, DEFAULT_RUNS, DEFAULT_WARMUP
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import append_jsonl, check_results_file
-from edge_emnist.targets.machines import LocalMachine, SshMachine
-from edge_emnist.workspace import USER_RESULTS
+from edge_emnist.options import name_list, option, positive_int
+from edge_emnist.targets.machines import EmulatedMachine, LocalMachine, SshMachine
+from edge_emnist.workspace import COMMITTED_RESULTS, USER_RESULTS
 
 YARDSTICK_TOLERANCE = 0.10
 
 
 @dataclass
 class BenchOptions:
-    runtimes: tuple[str, ...] = CPU_RUNTIMES
-    threads: tuple[int, ...] = (1,)
-    batches: tuple[int, ...] = (1, 32)
-    runs: int = 1000
-    warmup: int = 50
-    xnnpack: bool = True
-    accuracy: bool = True
-    yardstick: bool = True
-    target: str | None = None  # a label for where this ran (default: cpu:<hostname>-<ISA tier>)
-    test_images: int | None = None  # accuracy on the first N test images only (emulated targets are slow)
-    results: Path = USER_RESULTS
-    profile: bool = False  # time every operator at batch 1 instead (device.profiles): `profile` records
+    runtimes: tuple[str, ...] | str = option(
+        CPU_RUNTIMES, flag="--runtime", type=name_list, metavar="A,B",
+        help=f"comma list of {', '.join(RUNTIMES)}; each artifact runs on the ones that take its format; GPU runtimes "
+             "absent here are recorded as skipped with the reason")
+    threads: tuple[int, ...] = option((1,), help="comma list of thread counts")
+    batches: tuple[int, ...] = option(DEFAULT_BATCHES, flag="--batch",
+                                      help="comma list of batch sizes; 1 gives latency")
+    runs: int = option(DEFAULT_RUNS, help="timed batch-1 runs")
+    warmup: int = option(DEFAULT_WARMUP, help="untimed runs first")
+    xnnpack: bool = option(True, negate="--no-xnnpack", help="LiteRT without the XNNPACK delegate")
+    accuracy: bool = option(True, negate="--no-accuracy", help="skip the test-split accuracy pass")
+    yardstick: bool = option(True, negate="--no-yardstick", help="skip the litert-benchmark comparison")
+    target: str | None = option(None, help="label for this machine in results (default: cpu:<hostname>-<ISA tier>); "
+                                           "an emulated target (edge-emnist targets: qemu-aarch64:cortex-a76, ...) "
+                                           "runs the artifacts there under QEMU: its answers are that CPU's, its "
+                                           "times QEMU's")
+    test_images: int | None = option(None, type=positive_int, metavar="N",
+                                     help="accuracy on the first N test images (default: all; emulated targets are "
+                                          "slow)")
+    results: Path = option(USER_RESULTS, help=f"JSONL file to append to (the committed measurements are "
+                                              f"{COMMITTED_RESULTS})")
+    profile: bool = option(False, help="time every operator at batch 1 instead (device.profiles)", cli=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.runtimes, str):
+            self.runtimes = name_list(self.runtimes)
+        self.runtimes, self.threads, self.batches = tuple(self.runtimes), tuple(self.threads), tuple(self.batches)
+        self.results = Path(self.results)
 
     def validate(self) -> None:
         unknown = [r for r in self.runtimes if r not in RUNTIMES]
@@ -165,9 +182,11 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
             raise EdgeEmnistError(f"no artifact at {artifact}")
         if artifact.suffix not in RUNTIME_OF_SUFFIX:
             raise EdgeEmnistError(f"{artifact}: not a {' or '.join(RUNTIME_OF_SUFFIX)} artifact")
-    if machine is None:
-        check_label(options.target)
     machine = machine or LocalMachine()
+    if isinstance(machine, EmulatedMachine):
+        options.target = None  # its records carry the emulated CPU's name, never a label given for this machine
+    elif not isinstance(machine, SshMachine):
+        check_label(options.target)
     cards, card_status = {}, {}
     for artifact in artifacts:  # a card that contradicts its model stops the run here, before any measurement
         card, card_status[artifact] = checked_card(artifact, sha256_file(artifact))
@@ -219,13 +238,17 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                 failed["host"] = host
                 found.append(failed)
             timed = options.yardstick and not options.profile and options.xnnpack
-            if timed and "litert" in options.runtimes and artifact.suffix == ".tflite":
-                theirs = machine.litert_benchmark(placed[artifact], threads, options.runs, options.warmup)
+            for runtime in runtimes_for(artifact.suffix, options.runtimes) if timed else ():
+                tool = RUNTIMES[runtime].yardstick  # an independent timer of the same file (litert-benchmark)
+                if not tool:
+                    continue
+                key = tool.replace("-", "_")
+                theirs = getattr(machine, key)(placed[artifact], threads, options.runs, options.warmup)
                 for record in found:
-                    if theirs and record["batch"] == 1 and record["runtime"] == "litert":
+                    if theirs and record["batch"] == 1 and record["runtime"] == runtime:
                         ours = record["latency"]["p50_ms"]
                         check = yardstick_check(ours, theirs["median_ms"], theirs["resolution_ms"])
-                        record["yardstick"] = {"litert_benchmark": theirs, **check}
+                        record["yardstick"] = {key: theirs, **check}
             for record in found:  # GPU figures go under the GPU's name, CPU figures under the CPU's
                 label_records([record], card, options.target or (gpu_target(host) if on_gpu(record["runtime"])
                                                                  else target), session, card_status[artifact], artifact)
@@ -259,3 +282,31 @@ def import_results(paths: list[Path], target: str | None = None) -> list[dict]:
             record["imported_from"] = str(path)
         records += found
     return records
+
+
+def artifact_files(paths: list[Path]) -> list[Path]:
+    """Files as given; a folder stands for every artifact in it (its cards are not artifacts)."""
+    found = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix in RUNTIME_OF_SUFFIX)
+        elif not (path.suffix == ".json" and Path(path.stem).suffix in RUNTIME_OF_SUFFIX):  # a card (`exported/x*`)
+            found.append(path)
+    if not found:
+        raise EdgeEmnistError(f"no .tflite or .onnx artifacts in {', '.join(map(str, paths))}")
+    return found
+
+
+def summary_lines(records: list[dict]) -> list[str]:
+    """`bench`'s table: one line per measured setting, with litert-benchmark's verdict where it ran."""
+    lines = [f"{'artifact':<44} {'runtime':<7} {'thr':>3} {'batch':>5} {'accuracy':>8} {'p50 ms':>9} "
+             f"{'p90 ms':>9} {'img/s':>9}  litert-benchmark"]
+    for r in (r for r in records if not r.get("skipped") and not r.get("failed")):
+        yard = r.get("yardstick")
+        note = (f"{yard['litert_benchmark']['median_ms']:.2f} ms, {'agrees' if yard['agrees'] else 'DIFFERS'}"
+                if yard else "QEMU's time, not the CPU's" if r.get("emulated") else "")
+        accuracy = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-"
+        lines.append(f"{r['artifact']:<44} {r['runtime']:<7} {r['settings']['threads']:>3} {r['batch']:>5} "
+                     f"{accuracy:>8} {r['latency']['p50_ms']:>9.4f} {r['latency']['p90_ms']:>9.4f} "
+                     f"{r['throughput_ips']:>9,.0f}  {note}")
+    return lines

@@ -75,3 +75,54 @@ def verify(spec: DatasetSpec, root: Path) -> list[FileCheck]:
 
 def class_counts(dataset: Dataset) -> dict[str, np.ndarray]:
     return {split: np.bincount(s.labels, minlength=dataset.spec.num_classes) for split, s in dataset.splits.items()}
+
+
+LISTING_HEADERS = ["dataset", "classes", "official train", "official test", "local train", "local test", "official",
+                   "folder"]
+
+
+def listing(root: Path, check: bool = False) -> tuple[list[str], list[list]]:
+    """`data list`: every registered dataset, whether it is here and official; with `check`, whether its labels
+    belong to its images (a second per present dataset)."""
+    rows = []
+    for p in list_datasets(root):
+        official = p.spec.official_counts
+        rows.append([p.spec.name, p.spec.num_classes, official["train"], official["test"],
+                     p.counts["train"] if p.counts else "-", p.counts["test"] if p.counts else "-",
+                     {None: "-", True: "yes", False: "no"}[p.official], str(p.folder) if p.folder else "not present"])
+        if check:
+            rows[-1].append(_label_verdict(p) if p.folder else "-")
+    return LISTING_HEADERS + (["labels (data check)"] if check else []), rows
+
+
+def _label_verdict(present: Presence) -> str:
+    from edge_emnist.data.sanity import check_labels
+    from edge_emnist.data.source import load_dataset
+
+    result = check_labels(load_dataset(present.spec, present.folder, quiet=True))
+    return f"{'match' if result.ok else 'DO NOT MATCH'} (1-NN {result.accuracy:.3f})"
+
+
+def verify_all(name: str, root: Path) -> list[FileCheck]:
+    """`data verify`: one dataset's files, or with "all" every present dataset's (absent ones are not failures)."""
+    from edge_emnist.data.registry import get_dataset
+    from edge_emnist.errors import EdgeEmnistError
+
+    names = list(DATASETS) if name == "all" else [name]
+    checks = [c for n in names for c in verify(get_dataset(n), root)]
+    if name == "all":
+        present = {c.dataset for c in checks if c.status != "missing"}
+        checks = [c for c in checks if c.dataset in present]
+    if not checks:
+        raise EdgeEmnistError(f"no dataset files found under {root}")
+    return checks
+
+
+STATS_HEADERS = ["class", "label", "train", "test", "train %"]
+
+
+def stats_rows(dataset: Dataset, counts: dict[str, np.ndarray]) -> list[list]:
+    """`data stats`: per class its label, train and test counts and share of train."""
+    spec, total = dataset.spec, counts["train"].sum()
+    return [[c, spec.display_label(c, ascii_only=True), int(counts["train"][c]), int(counts["test"][c]),
+             f"{100 * counts['train'][c] / total:.2f}"] for c in range(spec.num_classes)]

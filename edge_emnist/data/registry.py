@@ -80,6 +80,9 @@ class DatasetSpec:
         return {str(i): self.display_label(i) for i in range(self.num_classes)}
 
 
+DEFAULT_DATASET = "emnist-bymerge"  # what every command trains on, measures and reports unless told otherwise
+
+
 @cache
 def packaged_checksums(family: str) -> dict[str, tuple[str, int | None]]:
     text = resources.files("edge_emnist.data").joinpath(f"checksums/{family}.sha256").read_text()

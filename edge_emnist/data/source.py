@@ -16,9 +16,22 @@ from edge_emnist.data.idx import read_idx, read_idx_shape
 from edge_emnist.data.registry import SPLITS, DatasetSpec, get_dataset
 from edge_emnist.device.files import sha256_file
 from edge_emnist.errors import DataError
+from edge_emnist.options import option
 
 DATA_ENV = "EDGE_EMNIST_DATA"
 CACHE_ENV = "EDGE_EMNIST_CACHE"
+
+
+@dataclass
+class DataLocation:
+    """Where every command that reads a dataset finds it (the CLI's "data location" options)."""
+
+    data_dir: str | None = option(None, metavar="DIR", help="local folder with the IDX files, or a folder of such "
+                                                            "folders (default: $EDGE_EMNIST_DATA, else the download "
+                                                            "cache)")
+    cache_dir: str | None = option(None, metavar="DIR",
+                                   help="download cache (default: $EDGE_EMNIST_CACHE or ~/.cache/edge-emnist)")
+    no_download: bool = option(False, help="fail instead of downloading missing files")
 
 
 def default_cache_dir() -> Path:

@@ -271,3 +271,32 @@ def make_server(exported: Path, host: str = "127.0.0.1", port: int = 8000, quiet
         handler.allowed_hosts = frozenset(f"{name}:{bound}".lower() for name in names) | frozenset(
             name.lower() for name in names if bound == 80)
     return server
+
+
+def build_web() -> None:
+    """`demo --build`: onnxruntime-web from npm at the pinned version, once (afterwards the demo works offline)."""
+    import subprocess
+
+    print(f"installing onnxruntime-web: {BUILD_COMMAND}")
+    try:
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(WEB)])
+    except FileNotFoundError:
+        raise EdgeEmnistError("npm not found: install Node.js (with npm) to build the demo") from None
+    if done.returncode != 0:
+        raise EdgeEmnistError(f"`{BUILD_COMMAND}` failed (exit {done.returncode})")
+
+
+def serve(exported: Path, host: str, port: int, open_browser: bool = False) -> None:
+    """Serve until Ctrl-C, saying where."""
+    server = make_server(exported, host, port)
+    bound_host, bound_port = server.server_address[:2]
+    url = f"http://{'localhost' if bound_host in ('127.0.0.1', '::1') else bound_host}:{bound_port}/"
+    print(f"edge-emnist demo: open {url}  (models from {exported}; Ctrl-C stops)", flush=True)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()

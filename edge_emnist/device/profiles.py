@@ -27,13 +27,15 @@ from pathlib import Path
 import numpy as np
 
 try:
+    from edge_emnist.device.formats import RUNTIMES, resolve
     from edge_emnist.device.formats import settings as settings_of
     from edge_emnist.device.records import SCHEMA_VERSION
-    from edge_emnist.device.runtimes import ADAPTERS, litert_interpreter, native_stderr_muted
+    from edge_emnist.device.runtimes import litert_interpreter, native_stderr_muted, open_ort
 except ImportError:  # copied to a device beside the other RUNNER_FILES
+    from formats import RUNTIMES, resolve  # type: ignore[no-redef]
     from formats import settings as settings_of  # type: ignore[no-redef]
     from records import SCHEMA_VERSION  # type: ignore[no-redef]
-    from runtimes import ADAPTERS, litert_interpreter, native_stderr_muted  # type: ignore[no-redef]
+    from runtimes import litert_interpreter, native_stderr_muted, open_ort  # type: ignore[no-redef]
 
 
 class ProfileUnavailable(RuntimeError):
@@ -43,9 +45,11 @@ class ProfileUnavailable(RuntimeError):
 def profile(path: Path, runtime: str, *, threads: int = 1, runs: int = 500, warmup: int = 50,
             xnnpack: bool = True) -> dict:
     """One `profile` record (without host and labels) for the artifact on `runtime` at batch 1."""
-    method = PROFILERS.get(runtime)
-    if method is None:
-        raise ProfileUnavailable(f"{runtime} has no per-operator profiler here (profiled: {', '.join(PROFILERS)})")
+    row = RUNTIMES[runtime]
+    if row.profiler is None:
+        profiled = ", ".join(name for name, r in RUNTIMES.items() if r.profiler)
+        raise ProfileUnavailable(f"{runtime} has no per-operator profiler here (profiled: {profiled})")
+    method = resolve(row.profiler, globals(), "profiles")
     settings = settings_of(runtime, threads, xnnpack=xnnpack)
     operators, total_ms, how = method(Path(path), runtime, threads=threads, runs=runs, warmup=warmup, xnnpack=xnnpack)
     return {"schema": SCHEMA_VERSION, "kind": "profile", "artifact": Path(path).name, "runtime": runtime,
@@ -62,9 +66,10 @@ def _input_like(shape, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
     return rng.random(shape).astype(dtype)
 
 
-def _ort(path: Path, runtime: str, *, threads: int, runs: int, warmup: int, **_) -> tuple[list[dict], float, str]:
+def ort_operators(path: Path, runtime: str, *, threads: int, runs: int, warmup: int,
+                  **_) -> tuple[list[dict], float, str]:
     with tempfile.TemporaryDirectory() as scratch:
-        model = ADAPTERS[runtime](path, threads=threads, profile_prefix=os.path.join(scratch, "profile"))
+        model = open_ort(path, RUNTIMES[runtime], threads=threads, profile_prefix=os.path.join(scratch, "profile"))
         x = _input_like(model.session.get_inputs()[0].shape, np.dtype(np.float32), np.random.default_rng(0))
         for _ in range(warmup + runs):
             model.run_raw(x)
@@ -89,7 +94,7 @@ def _ort(path: Path, runtime: str, *, threads: int, runs: int, warmup: int, **_)
 def placement(path: Path, runtime: str, threads: int = 1) -> dict:
     """Which execution provider ran each node of an ONNX Runtime session (a few profiled runs): on a GPU
     runtime, the nodes that fell back to the CPU, each one a copy to and from the GPU."""
-    operators, _, _ = _ort(Path(path), runtime, threads=threads, runs=3, warmup=1)
+    operators, _, _ = ort_operators(Path(path), runtime, threads=threads, runs=3, warmup=1)
     on_cpu = sorted(op["op"] for op in operators if op.get("provider") == "CPUExecutionProvider")
     return {"nodes": len(operators), "cpu_nodes": len(on_cpu), "cpu_ops": sorted(set(on_cpu)),
             "providers": sorted({op.get("provider") or "?" for op in operators})}
@@ -116,8 +121,8 @@ def _interpreter(content: bytes, threads: int, xnnpack: bool, rng: np.random.Gen
     return interpreter
 
 
-def _litert(path: Path, runtime: str, *, threads: int, runs: int, warmup: int,
-            xnnpack: bool) -> tuple[list[dict], float, str]:
+def litert_operators(path: Path, runtime: str, *, threads: int, runs: int, warmup: int,
+                     xnnpack: bool) -> tuple[list[dict], float, str]:
     from ai_edge_litert.tools import flatbuffer_utils
 
     rng = np.random.default_rng(0)
@@ -175,6 +180,3 @@ def _constant(model, graph, tensor: int) -> bool:
     data = model.buffers[graph.tensors[tensor].buffer].data
     return data is not None and len(data) > 0
 
-
-# runtime -> how its operators are timed; a runtime without a row is reported as unavailable with the reason
-PROFILERS = {"ort": _ort, "ort-cuda": _ort, "ort-tensorrt": _ort, "litert": _litert}

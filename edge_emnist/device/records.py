@@ -12,6 +12,11 @@ SCHEMA_VERSION = 2  # 2: artifact_sha256, load (load average around the timed ru
 # p99 over p50 above this says the timed runs were disturbed (another process, frequency scaling): the record
 # keeps its numbers but is flagged busy, and `bench` warns. A quiet machine measured here stays under 3.
 BUSY_SPREAD = 5.0
+# How a measurement is taken unless asked otherwise (the runner's and bench's defaults): timed batch-1 runs (p90
+# wants a few hundred at least), untimed runs first, and the batch sizes.
+DEFAULT_RUNS = 1000
+DEFAULT_WARMUP = 50
+DEFAULT_BATCHES = (1, 32)
 
 # Fields a record of each kind must have before a report or a pick may read it.
 REQUIRED = {

@@ -27,7 +27,7 @@ try:
     from edge_emnist.device.formats import RUNTIME_OF_SUFFIX, RUNTIMES, on_gpu, runtimes_for, settings
     from edge_emnist.device.host import host_description, load_average
     from edge_emnist.device.profiles import ProfileUnavailable, placement, profile
-    from edge_emnist.device.records import BUSY_SPREAD, SCHEMA_VERSION
+    from edge_emnist.device.records import BUSY_SPREAD, DEFAULT_BATCHES, DEFAULT_RUNS, DEFAULT_WARMUP, SCHEMA_VERSION
     from edge_emnist.device.runtimes import accuracy, open_artifact, unavailable_reason
 except ImportError:  # copied to a device beside the other RUNNER_FILES
     import records  # type: ignore[no-redef]
@@ -35,7 +35,7 @@ except ImportError:  # copied to a device beside the other RUNNER_FILES
     from formats import RUNTIME_OF_SUFFIX, RUNTIMES, on_gpu, runtimes_for, settings  # type: ignore[no-redef]
     from host import host_description, load_average  # type: ignore[no-redef]
     from profiles import ProfileUnavailable, placement, profile  # type: ignore[no-redef]
-    from records import BUSY_SPREAD, SCHEMA_VERSION  # type: ignore[no-redef]
+    from records import BUSY_SPREAD, DEFAULT_BATCHES, DEFAULT_RUNS, DEFAULT_WARMUP, SCHEMA_VERSION  # type: ignore[no-redef]
     from runtimes import accuracy, open_artifact, unavailable_reason  # type: ignore[no-redef]
 
 def _rss_mb() -> float:
@@ -159,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Measure .tflite/.onnx artifacts on this machine (edge-emnist).")
     parser.add_argument("artifacts", nargs="+", type=Path)
     parser.add_argument("--threads", type=_int_list, default=[1], help="comma list (default: 1)")
-    parser.add_argument("--batch", type=_int_list, default=[1, 32], help="comma list (default: 1,32)")
-    parser.add_argument("--runs", type=int, default=1000, help="timed runs at batch 1 (default: 1000)")
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--batch", type=_int_list, default=list(DEFAULT_BATCHES),
+                        help=f"comma list (default: {','.join(map(str, DEFAULT_BATCHES))})")
+    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS,
+                        help=f"timed runs at batch 1 (default: {DEFAULT_RUNS})")
+    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP,
+                        help=f"untimed runs first (default: {DEFAULT_WARMUP})")
     parser.add_argument("--no-xnnpack", action="store_true", help="LiteRT builtin kernels only")
     parser.add_argument("--runtime", default="", help=f"comma list of {', '.join(RUNTIMES)}: each artifact runs on "
                                                       "those that take its format (default: its CPU runtime)")

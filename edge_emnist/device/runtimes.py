@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from edge_emnist.device.formats import FORMAT_OF_SUFFIX, RUNTIME_OF_SUFFIX, RUNTIMES
+    from edge_emnist.device.formats import FORMAT_OF_SUFFIX, RUNTIME_OF_SUFFIX, RUNTIMES, resolve
 except ImportError:  # copied to a device beside formats.py
-    from formats import FORMAT_OF_SUFFIX, RUNTIME_OF_SUFFIX, RUNTIMES  # type: ignore[no-redef]
+    from formats import FORMAT_OF_SUFFIX, RUNTIME_OF_SUFFIX, RUNTIMES, resolve  # type: ignore[no-redef]
 
 
 VERBOSE_ENV = "EDGE_EMNIST_VERBOSE"
@@ -196,31 +196,37 @@ class LiteRTCompiled:
     predict = LiteRTModel.predict
 
 
-CUDA_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
-TENSORRT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+def open_litert(path: Path, row, **options) -> LiteRTModel:
+    return LiteRTModel(path, **options)
 
 
-def _ort_on(providers: tuple[str, ...]) -> Callable[..., OrtModel]:
-    def make(path: Path, **options) -> OrtModel:
-        import warnings
-
-        with warnings.catch_warnings():  # "not in available provider names": said once, as the error below
-            warnings.simplefilter("ignore", UserWarning)
-            model = OrtModel(path, providers=providers, **options)
-        if providers[0] not in model.session.get_providers():  # ORT falls back to the CPU silently
-            raise RuntimeError(f"onnxruntime did not start {providers[0]} (it runs on {model.session.get_providers()})")
-        return model
-    return make
+def open_litert_gpu(path: Path, row, **options) -> LiteRTCompiled:
+    return LiteRTCompiled(path, accelerator="gpu", **options)
 
 
-# The adapters of formats.RUNTIMES, by runtime name: a runtime is a row there plus an entry here.
-ADAPTERS: dict[str, Callable[..., LiteRTModel | OrtModel | LiteRTCompiled]] = {
-    "litert": LiteRTModel,
-    "ort": OrtModel,
-    "litert-gpu": lambda path, **options: LiteRTCompiled(path, accelerator="gpu", **options),
-    "ort-cuda": _ort_on(CUDA_PROVIDERS),
-    "ort-tensorrt": _ort_on(TENSORRT_PROVIDERS),
-}
+def open_ort(path: Path, row, **options) -> OrtModel:
+    """ONNX Runtime on the row's execution providers; it falls back to the CPU silently, so a GPU row that did not
+    get its first provider is an error here, not a CPU measurement under a GPU name."""
+    import warnings
+
+    with warnings.catch_warnings():  # "not in available provider names": said once, as the error below
+        warnings.simplefilter("ignore", UserWarning)
+        model = OrtModel(path, providers=row.providers, **options)
+    if row.providers[0] not in model.session.get_providers():
+        raise RuntimeError(f"onnxruntime did not start {row.providers[0]} (it runs on {model.session.get_providers()})")
+    return model
+
+
+def ort_provider_reason(row) -> str | None:
+    """Why this onnxruntime cannot run the row's first execution provider, or None."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "onnxruntime is not installed"
+    if row.providers[0] not in ort.get_available_providers():
+        return (f"this onnxruntime has no {row.providers[0]} (pip install onnxruntime-gpu on a machine with an NVIDIA "
+                "GPU and CUDA 13)")
+    return None
 
 
 # A 960-byte .tflite, relu(2x + 1) on a (1, 4) float32 input: what the GPU probe asks the accelerator to run.
@@ -272,21 +278,9 @@ def litert_gpu_probe() -> str | None:
     return f"LiteRT's GPU accelerator failed to start here (exit {done.returncode}{': ' + why if why else ''})"
 
 
-def unavailable_reason(runtime: str) -> str | None:
-    """None if this machine can try the runtime; else why not, in one line (a skipped record, never a crash)."""
-    kind = RUNTIMES[runtime].kind
-    if kind == "cpu":
-        return None
-    if runtime.startswith("ort-"):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            return "onnxruntime is not installed"
-        provider = TENSORRT_PROVIDERS[0] if runtime == "ort-tensorrt" else CUDA_PROVIDERS[0]
-        if provider not in ort.get_available_providers():
-            return (f"this onnxruntime has no {provider} (pip install onnxruntime-gpu on a machine with an NVIDIA GPU "
-                    "and CUDA 13)")
-        return None
+def litert_gpu_reason(row) -> str | None:
+    """Why LiteRT's GPU accelerator cannot run here: no library in the wheel, no Vulkan loader, or (asked of a child
+    process) no GPU that really runs a model."""
     import ctypes.util
     import importlib.util
     import platform as _platform
@@ -303,6 +297,12 @@ def unavailable_reason(runtime: str) -> str | None:
     return litert_gpu_probe()  # a loader is not a GPU: ask the accelerator itself, in a child process
 
 
+def unavailable_reason(runtime: str) -> str | None:
+    """None if this machine can try the runtime; else why not, in one line (a skipped record, never a crash)."""
+    row = RUNTIMES[runtime]
+    return resolve(row.availability, globals(), "runtimes")(row) if row.availability else None
+
+
 def open_artifact(path: str | Path, runtime: str | None = None, **options):
     """The artifact in `runtime` (default: the one its suffix calls for, formats.RUNTIME_OF_SUFFIX)."""
     path = Path(path)
@@ -313,8 +313,10 @@ def open_artifact(path: str | Path, runtime: str | None = None, **options):
             raise ValueError(f"{path}: unknown artifact type (expected {' or '.join(RUNTIME_OF_SUFFIX)})") from None
     if RUNTIMES[runtime].format != FORMAT_OF_SUFFIX.get(path.suffix):
         raise ValueError(f"{path.name}: {runtime} runs {RUNTIMES[runtime].format} artifacts")
-    taken = {"threads", *RUNTIMES[runtime].options}  # options of other runtimes (xnnpack for ORT) do not apply
-    return ADAPTERS[runtime](path, **{name: value for name, value in options.items() if name in taken})
+    row = RUNTIMES[runtime]
+    taken = {"threads", *row.options}  # options of other runtimes (xnnpack for ORT) do not apply
+    adapter = resolve(row.adapter, globals(), "runtimes")
+    return adapter(path, row, **{name: value for name, value in options.items() if name in taken})
 
 
 def model_io(path: str | Path) -> dict:

@@ -10,9 +10,9 @@ is recorded, with its numbers, in the output folder's `refused.jsonl`.
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,61 +25,21 @@ from edge_emnist.device.formats import FORMATS, QUANTIZATIONS, RUNTIME_OF_SUFFIX
 from edge_emnist.device.host import host_description
 from edge_emnist.device.runtimes import LiteRTModel, OrtModel, accuracy, open_artifact
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.export.onnx import to_onnx, to_onnx_qat
-from edge_emnist.export.tflite import IO_TYPES, to_tflite
+from edge_emnist.export.config import ExportOptions
 from edge_emnist.io import append_jsonl, atomic_path, check_writable, folder_lock
 from edge_emnist.models import create_model
 from edge_emnist.models.cost import macs, trainable_params
 from edge_emnist.optimize.prune import sparsity_report
 from edge_emnist.optimize.rebuild import build_model
 from edge_emnist.runs import Run, calibration_sample, open_run, training_split
-from edge_emnist.workspace import USER_EXPORTS
-
-# Minimum top-1 agreement with the Keras model on the test split, per quantization.
-PARITY_BAR = {"none": 0.999, "fp16": 0.999, "dynamic": 0.99, "int8": 0.99}
-
-
-@dataclass
-class ExportOptions:
-    quantize: str = "int8"
-    formats: tuple[str, ...] = ("tflite", "onnx")
-    io_type: str = "int8"  # TFLite int8 edges: int8, uint8 or float
-    calibration_size: int = 500
-    out_dir: Path = USER_EXPORTS
-    eval_batch: int = 256
-    force: bool = False  # replace an artifact made from other weights
-    check_on: tuple[str, ...] = ()  # emulated CPUs (targets.qemu.EMULATED_CPUS) to check the answers on as well
-    check_images: int = 2000  # test images per emulated check (emulation is 10-100x slower than native)
-
-    def validate(self, run: Run) -> None:
-        if self.quantize not in QUANTIZATIONS:
-            raise EdgeEmnistError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}")
-        unknown = [f for f in self.formats if f not in FORMATS]
-        if unknown:
-            raise EdgeEmnistError(f"unknown format {unknown[0]!r}: choose from {', '.join(FORMATS)} or all")
-        if self.io_type not in IO_TYPES:
-            raise EdgeEmnistError(f"--io must be one of {', '.join(IO_TYPES)}")
-        if self.calibration_size < 1:
-            raise EdgeEmnistError("--calibration-size must be at least 1")
-        from edge_emnist.targets.qemu import EMULATED_CPUS, missing
-
-        for name in self.check_on:
-            if name not in EMULATED_CPUS:
-                raise EdgeEmnistError(f"--check-on: unknown target {name!r}: choose from {', '.join(EMULATED_CPUS)}")
-            if missing(name):
-                raise EdgeEmnistError(f"--check-on {name}: {missing(name)} (`edge-emnist targets --install {name}`)")
-        if self.check_images < 1:
-            raise EdgeEmnistError("--check-images must be at least 1")
-        if run.qat and self.quantize != "int8":
-            raise EdgeEmnistError(f"{run.path} was trained quantization-aware: export it with --quantize int8")
 
 
 def artifact_name(run: Run, options: ExportOptions, fmt: str) -> str:
     parts = [run.config.arch, run.config.dataset]
     if run.tag:
         parts.append(run.tag)
-    parts.append(QUANTIZATIONS[options.quantize])
-    if fmt == "tflite" and options.quantize == "int8" and options.io_type != "int8":
+    parts.append(QUANTIZATIONS[options.quantize].variant)
+    if options.quantize == "int8" and options.io_type != "int8" and options.io_type in FORMATS[fmt].io_types:
         parts.append(f"{options.io_type}io")
     return "-".join(parts) + FORMATS[fmt].suffix
 
@@ -104,13 +64,11 @@ def parity(reference: np.ndarray, candidate: np.ndarray) -> dict:
 
 
 def _convert(model, run: Run, fmt: str, options: ExportOptions, path: Path, representative: np.ndarray) -> None:
+    module, _, name = FORMATS[fmt].converter.partition(":")
+    convert = getattr(importlib.import_module(module), name)
     try:
-        if fmt == "tflite":
-            path.write_bytes(to_tflite(model, options.quantize, representative, options.io_type))
-        elif run.qat:
-            to_onnx_qat(model, path)
-        else:
-            to_onnx(model, path, options.quantize, representative)
+        convert(model, path, quantize=options.quantize, representative=representative, io_type=options.io_type,
+                qat=run.qat)
     except EdgeEmnistError:
         raise
     except Exception as error:  # converters raise many types; the user needs one line, not a trace
@@ -227,7 +185,7 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
                 probabilities = runtime.predict(test_images, batch_size=options.eval_batch)
                 check = parity(reference, probabilities)
                 artifact_accuracy = accuracy(probabilities, test_labels)
-                check["required_top1_agreement"] = PARITY_BAR[options.quantize]
+                check["required_top1_agreement"] = QUANTIZATIONS[options.quantize].parity_bar
                 check["checked_on"] = [_checked_on(host, RUNTIME_OF_SUFFIX[path.suffix], check, artifact_accuracy)]
                 for target in options.check_on:
                     log(f"{path.name}: checking the answers under {target} ({options.check_images:,} images)")
@@ -240,7 +198,7 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
                     "sha256": sha256_file(tmp),
                     "format": fmt,
                     "quantize": options.quantize,
-                    "variant": QUANTIZATIONS[options.quantize],
+                    "variant": QUANTIZATIONS[options.quantize].variant,
                     "arch": run.config.arch,
                     "dataset": run.config.dataset,
                     "model": profile,

@@ -102,3 +102,12 @@ def to_onnx(model, path: Path, quantize: str, representative: np.ndarray | None 
         float_path = Path(scratch) / "float32.onnx"
         to_onnx_float32(model, float_path)
         _quantize(float_path, path, quantize, representative)
+
+
+def convert(model, path: Path, *, quantize: str, representative: np.ndarray | None, io_type: str = "int8",
+            qat: bool = False) -> None:
+    """The table's converter for .onnx (device/formats.py): a QAT model keeps the integers it trained on."""
+    if qat:
+        to_onnx_qat(model, path)
+    else:
+        to_onnx(model, path, quantize, representative)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -51,3 +52,10 @@ def to_tflite(model, quantize: str, representative: np.ndarray | None = None, io
         # int8 models take their input ranges from the representative data; the converter still warns
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         return converter.convert()
+
+
+def convert(model, path: Path, *, quantize: str, representative: np.ndarray | None, io_type: str = "int8",
+            qat: bool = False) -> None:
+    """The table's converter for .tflite (device/formats.py): a QAT model needs nothing else, its fake-quant nodes
+    carry the ranges."""
+    Path(path).write_bytes(to_tflite(model, quantize, representative, io_type))

@@ -57,3 +57,17 @@ def macs(model) -> int:
 if __name__ == "__main__":
     PROFILES.write_text(json.dumps(compute_profiles(), indent=1) + "\n")
     print(f"wrote {PROFILES}")
+
+
+def cost_rows(classes: int) -> tuple[list[str], list[list]]:
+    """`models`: every architecture with its trainable parameters and MACs for `classes` outputs; the packaged
+    table answers the usual class counts without TensorFlow, other counts build the models."""
+    from edge_emnist.models import create_model, list_models, model_entry
+
+    costs = cached_costs()
+    if any(str(classes) not in costs.get(name, {}).get("classes", {}) for name in list_models()):
+        costs = {name: {"description": model_entry(name).description, "classes": {
+            str(classes): [trainable_params(m), macs(m)] for m in [create_model(name, classes)]}}
+            for name in list_models()}
+    rows = [[name, *costs[name]["classes"][str(classes)], costs[name]["description"]] for name in list_models()]
+    return ["architecture", f"trainable parameters ({classes} classes)", "MACs per image", "description"], rows

@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.optimize.config import SCHEDULES, PruneConfig, parse_m_by_n  # noqa: F401  (their home is config)
 from edge_emnist.tf_keras_env import tf  # noqa: F401  (sets up tf_keras before tfmot is imported)
-
-SCHEDULES = ("polynomial", "constant")
-
-
-@dataclass
-class PruneConfig:
-    sparsity: float = 0.5
-    schedule: str = "polynomial"
-    m_by_n: tuple[int, int] | None = None  # structured: keep m of every n weights (2:4)
-
-    def validate(self) -> None:
-        if self.m_by_n and not 0 < self.m_by_n[0] < self.m_by_n[1]:
-            raise EdgeEmnistError(f"--m-by-n needs 0 < m < n, got {self.m_by_n[0]}:{self.m_by_n[1]}")
-        if not 0 < self.sparsity < 1:
-            raise EdgeEmnistError(f"sparsity must be between 0 and 1 (exclusive), got {self.sparsity}")
-        if self.schedule not in SCHEDULES:
-            raise EdgeEmnistError(f"schedule must be one of {', '.join(SCHEDULES)}")
-
-
-def parse_m_by_n(text: str) -> tuple[int, int]:
-    try:
-        m, n = (int(part) for part in text.split(":"))
-    except ValueError:
-        raise EdgeEmnistError(f"--m-by-n wants M:N such as 2:4, got {text!r}") from None
-    return m, n
 
 
 def wrap_for_pruning(model, config: PruneConfig, total_steps: int):
@@ -71,3 +44,16 @@ def sparsity_report(model) -> dict:
                                           "sparsity": layer_zeros / values.size}
         zeros, total = zeros + layer_zeros, total + int(values.size)
     return {"layers": layers, "total": zeros / total if total else 0.0, "zeros": zeros, "kernel_weights": total}
+
+
+def report_lines(metrics: dict, output) -> list[str]:
+    """What `prune`/`qat` print: every kernel's zeros, the total, and the accuracy against the source run's."""
+    sparsity = metrics["sparsity"]
+    lines = [f"{'layer':<40} {'zeros':>10} {'weights':>10} {'sparsity':>9}"]
+    lines += [f"{name:<40} {layer['zeros']:>10,} {layer['size']:>10,} {layer['sparsity']:>9.1%}"
+              for name, layer in sparsity["layers"].items()]
+    lines.append(f"{'total':<40} {sparsity['zeros']:>10,} {sparsity['kernel_weights']:>10,} {sparsity['total']:>9.1%}")
+    source = metrics.get("source_test_accuracy")
+    before = f" (source {source:.4f})" if source is not None else ""
+    lines.append(f"validation {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}{before} -> {output}")
+    return lines

@@ -5,16 +5,19 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge_emnist.device.cards import read_refusals
 from edge_emnist.io import atomic_path, save_figure
+from edge_emnist.options import option
 from edge_emnist.report import gpu, profiles, robustness
 from edge_emnist.report.pareto import knee, pareto_front
 from edge_emnist.report.results import candidates, drop_superseded, failed, latest, skipped
 from edge_emnist.report.summary import HEADERS as SUMMARY_HEADERS
 from edge_emnist.report.summary import INT8_HEADERS, int8_rows, summary_rows
-from edge_emnist.report.tables import markdown_table
+from edge_emnist.tables import markdown_table
+from edge_emnist.workspace import COMMITTED_REPORT, USER_REPORT
 
 HEADERS = ["artifact", "runtime", "threads", "accuracy", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms",
            "b32 img/s", "KiB", "gzip KiB", "peak RSS MB", "litert-benchmark p50 ms"]
@@ -170,6 +173,15 @@ def _refused_section(card_dirs: Sequence[Path]) -> list[str]:
             "parity bar: the export wrote nothing for these.", "", markdown_table(REFUSED_HEADERS, rows), ""]
 
 
+@dataclass
+class ReportOptions:
+    out: Path = option(USER_REPORT, shown=f"{USER_REPORT}/ (the committed report is {COMMITTED_REPORT}/)",
+                       help="folder for report.md and its plots")
+    exported: tuple[Path, ...] = option((Path("exported"),), type=Path, nargs="+", metavar="DIR", shown="exported/",
+                                  help="folders holding the artifacts' model cards, searched in order, for the "
+                                       "per-architecture summary")
+
+
 def write_report(records: list[dict], out_dir: Path, command: str = "",
                  card_dirs: Sequence[Path] = (Path("exported"),), robustness_records: Sequence[dict] = (),
                  profile_records: Sequence[dict] = ()) -> Path:
@@ -220,9 +232,9 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
     lines += _refused_section(card_dirs)
     if replaced:
         names = sorted({r["artifact"] for r in replaced})
-        lines += ["## Superseded measurements", "", f"{len(replaced)} records measured earlier versions of "
-                  f"{len(names)} artifacts that were exported again since (their cards' sha256 or export time "
-                  f"says so); they are left out above: {', '.join(names)}.", ""]
+        lines += ["## Superseded measurements", "", f"{len(replaced)} settings (the latest record of each) measured "
+                  f"earlier versions of {len(names)} artifacts that were exported again since (their cards' sha256 or "
+                  f"export time says so); they are left out above: {', '.join(names)}.", ""]
     if current:
         size_plot(current, out_dir / "sizes.png")
         lines += ["## Sizes", "", "![artifact sizes](sizes.png)", ""]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edge_emnist.device.formats import GPU_RUNTIMES, on_gpu
-from edge_emnist.report.tables import markdown_table
+from edge_emnist.tables import markdown_table
 
 BATCHES = (32, 256, 1024)
 HEADERS = ["artifact", "runtime", "accuracy (on the GPU)", "init ms", "b1 p50 / p90 / p99 ms",

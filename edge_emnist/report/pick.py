@@ -8,16 +8,22 @@ from pathlib import Path
 
 from edge_emnist.device.records import card_status
 from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.options import fraction, option, positive_float, positive_int
 from edge_emnist.report.pareto import knee, pareto_front
 from edge_emnist.report.results import candidates, describe
 
 
 @dataclass
 class Constraints:
-    max_latency_ms: float | None = None  # on p90, the headline percentile
-    max_size_kb: float | None = None
-    min_accuracy: float | None = None
-    min_robust_accuracy: float | None = None  # mean accuracy under the everyday transformations (robustness)
+    """What `pick` (and the pipeline's pick) may be told; none: the Pareto knee."""
+
+    max_latency_ms: float | None = option(None, type=positive_float, help="on p90 at batch 1")  # the headline one
+    max_size_kb: float | None = option(None, type=positive_float, help="raw artifact size in KiB")
+    min_accuracy: float | None = option(None, type=fraction, help="test accuracy as a fraction, e.g. 0.88")
+    min_robust_accuracy: float | None = option(
+        None, type=fraction, metavar="FRACTION",
+        help="mean accuracy under the everyday transformations (rotation +-15 deg, strokes +-1 px, zoom 0.8/1.2, 2 px "
+             "off centre) from `edge-emnist robustness` records, e.g. 0.8")
 
     @property
     def any(self) -> bool:
@@ -67,6 +73,23 @@ def measured_where(record: dict) -> list[Path]:
 
     recorded = [Path(record["artifact_path"]).parent] if record.get("artifact_path") else []
     return [*recorded, SHIPPED_EXPORTS, NOT_SHIPPED]
+
+
+@dataclass
+class PickOptions:
+    """Which measurements `pick` chooses among (the constraints say what the choice must meet)."""
+
+    target: str | None = option(None, help="a target label such as cpu:vm-avx2, or its kind before ':' (default: "
+                                           "this machine's label where it has measurements, else cpu)")
+    threads: int | None = option(None, type=positive_int, help="only settings with this many threads")
+    dataset: str | None = option(None, metavar="NAME", help="only artifacts trained on this dataset (needed when the "
+                                                             "results hold several)")
+    exported: list[Path] | None = option(
+        None, type=Path, nargs="+", metavar="DIR",
+        help="only artifacts still present in these folders and unchanged since they were measured (default: where "
+             "bench measured each, then exported/ and benchmarks/results/not-shipped/; a file found nowhere, changed, "
+             "or contradicted by its card is never picked)")
+    allow_uncarded: bool = option(False, help="also consider files that were measured without a current model card")
 
 
 def stale_reason(record: dict, artifact_dirs: Sequence[Path] | None) -> str | None:
@@ -164,3 +187,12 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
         why += [f"front: {describe(r)}: {_summary(r)}" for r in front if r is not chosen]
     why += [f"not considered: {reason}" for reason in sorted(set(stale))[:3]]
     return chosen, "\n".join(why)
+
+
+def default_target(records: list[dict]) -> str:
+    """This machine's own label where the records hold measurements from it, else any CPU ("cpu")."""
+    from edge_emnist.device.host import host_description
+    from edge_emnist.targets.machines import LocalMachine
+
+    here = LocalMachine.label(host_description())
+    return here if any(r.get("target") == here for r in records) else "cpu"

@@ -8,9 +8,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_emnist.device.formats import on_gpu
+from edge_emnist.device.formats import RUNTIMES
 from edge_emnist.io import save_figure
-from edge_emnist.report.tables import markdown_table
+from edge_emnist.tables import markdown_table
 
 HEADERS = ["artifact", "runtime", "threads", "whole inference (ms)", "bench p50 (ms)",
            "operator time by type: ms (share)", "outside the accelerated path"]
@@ -44,12 +44,11 @@ def by_type(record: dict) -> list[tuple[str, float, float]]:
 def outside(record: dict) -> list[str]:
     """Operators that ran on the fallback: LiteRT builtin kernels with XNNPACK on, CPU nodes of a GPU session."""
     settings = record.get("settings") or {}
-    if record["runtime"] == "litert" and settings.get("xnnpack", True):
-        slow = [op["op"] for op in record["operators"] if op.get("kernel") == "builtin"]
-    elif on_gpu(record["runtime"]):
-        slow = [op["op"] for op in record["operators"] if op.get("provider") == "CPUExecutionProvider"]
-    else:
-        return []
+    row = RUNTIMES.get(record["runtime"])
+    if row is None or row.fallback is None or not all(settings.get(option, True) for option in row.options):
+        return []  # no accelerated path to fall out of (LiteRT with XNNPACK off runs every operator built in)
+    field, value = row.fallback
+    slow = [op["op"] for op in record["operators"] if op.get(field) == value]
     counts: dict[str, int] = defaultdict(int)
     for op in slow:
         counts[op] += 1
@@ -160,4 +159,24 @@ def section(records: Sequence[dict], out_dir: Path, card_dirs: Sequence[Path] = 
                   + (" (emulated: times are QEMU's, shares only hint at the real CPU)" if emulated else "") + ".", "",
                   *([f"![operator time on {target}]({picture.name})", ""] if picture else []),
                   markdown_table(HEADERS, [row(r, bench_p50) for r in mine]), ""]
+    return lines
+
+
+def describe(records: list[dict], top: int) -> list[str]:
+    """`profile`'s terminal output: per profiled setting the whole inference, its `top` operators, and what ran
+    outside the accelerated path."""
+    lines = []
+    for r in (r for r in records if r.get("kind") == "profile"):
+        head = f"{r['artifact']} on {r['runtime']} ({r['settings']['threads']} thread(s)), {r['target']}"
+        if r.get("unavailable"):
+            lines.append(f"{head}: {r['unavailable']}")
+            continue
+        lines.append(f"{head}: whole inference {r['total_ms']:.4f} ms; {r['method']}")
+        for op in r["operators"][:top]:
+            where = op.get("kernel") or (op.get("provider") or "").replace("ExecutionProvider", "")
+            lines.append(f"  {op['ms']:9.4f} ms {op['ms'] / r['operators_ms']:6.1%}  {op['op']:<18} {where:<8} "
+                         f"{op['name']}")
+        slow = outside(r)
+        if slow:
+            lines.append(f"  outside the accelerated path: {', '.join(slow)}")
     return lines

@@ -166,3 +166,10 @@ def drop_superseded(records: list[dict], card_dirs) -> tuple[list[dict], list[di
         name = record.get("artifact")
         (gone if name and superseded(record, card_of(name)) else kept).append(record)
     return kept, gone
+
+
+def records_or(paths: list[Path] | None, committed: Path) -> list[dict]:
+    """The named record files; by default the committed one where it exists (else none)."""
+    if paths is None:
+        paths = [committed] if committed.exists() else []
+    return load_records(paths) if paths else []

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_emnist.io import save_figure
-from edge_emnist.report.tables import markdown_table
 from edge_emnist.robustness.conditions import DEFAULT_CONDITIONS, FAMILIES
+from edge_emnist.tables import markdown_table
 
 
 def current(records: list[dict], card_dirs: Sequence[Path] = ()) -> dict[str, dict]:

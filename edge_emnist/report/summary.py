@@ -14,12 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_emnist.device.cards import find_card
+from edge_emnist.device.formats import CPU_RUNTIMES, RUNTIMES
 from edge_emnist.report.results import candidates
 from edge_emnist.report.robustness import of as robust_of
 
+# One latency column per CPU runtime of the table, in its order; sizes and accuracy from the first that measured.
+COLUMN_RUNTIMES = CPU_RUNTIMES
 HEADERS = ["architecture", "dataset", "parameters", "MACs", "s/epoch (train)", "float32 acc.", "int8 acc.",
-           "int8 artifact", "float32 KiB (gzip)", "int8 KiB (gzip)", "LiteRT p90 ms fp32 / int8",
-           "ORT p90 ms fp32 / int8", "robust acc. fp32 / int8", "MNIST digits fp32"]
+           "int8 artifact", "float32 KiB (gzip)", "int8 KiB (gzip)",
+           *(f"{RUNTIMES[r].label} p90 ms fp32 / int8" for r in COLUMN_RUNTIMES),
+           "robust acc. fp32 / int8", "MNIST digits fp32"]
 
 
 def _stem(record: dict) -> str:
@@ -67,7 +71,8 @@ def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (
         best_fp32 = fp32[0] if fp32 else None
         best_int8 = max(int8, key=lambda s: max(x["accuracy"] for x in by_stem[s].values())) if int8 else None
         f, q = by_stem.get(best_fp32, {}), by_stem.get(best_int8, {})
-        f_any, q_any = f.get("litert") or f.get("ort"), q.get("litert") or q.get("ort")
+        f_any = next((f[r] for r in COLUMN_RUNTIMES if r in f), None)
+        q_any = next((q[r] for r in COLUMN_RUNTIMES if r in q), None)
         card = find_card(f_any["artifact"], card_dirs) or {} if f_any else {}
         model, training = card.get("model") or {}, _training(card)
         params = model.get("trainable_params") or training.get("trainable_params")
@@ -79,9 +84,8 @@ def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (
             f"{f_any['accuracy']:.4f}" if f_any else "-",
             f"{q_any['accuracy']:.4f}" if q_any else "-",
             best_int8.split(f"{arch}-{dataset}-", 1)[-1] if best_int8 else "-",
-            _size(f.get("litert")), _size(q.get("litert")),
-            f"{_ms(f.get('litert'))} / {_ms(q.get('litert'))}",
-            f"{_ms(f.get('ort'))} / {_ms(q.get('ort'))}",
+            _size(f.get(COLUMN_RUNTIMES[0])), _size(q.get(COLUMN_RUNTIMES[0])),
+            *(f"{_ms(f.get(r))} / {_ms(q.get(r))}" for r in COLUMN_RUNTIMES),
             " / ".join(f"{r['robust_accuracy']:.4f}" if r.get("robust_accuracy") is not None else "-"
                        for r in (robust_of(f_any, robustness), robust_of(q_any, robustness))),
             f"{m['digits_only_accuracy']:.4f}" if (m := robust_of(f_any, robustness).get("mnist")) else "-",

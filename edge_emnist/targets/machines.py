@@ -21,6 +21,7 @@ from pathlib import Path
 from edge_emnist.device import RUNNER, RUNNER_FILES
 from edge_emnist.device.host import isa_tier
 from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.options import option, positive_int
 
 LITERT_BENCHMARK_RESOLUTION_MS = 0.01  # it prints milliseconds with two decimals
 
@@ -123,6 +124,19 @@ class EmulatedMachine(LocalMachine):
 
 
 @dataclass
+class SshOptions:
+    """How `bench`/`profile` reach a device over SSH (`--ssh USER@HOST` and the rest)."""
+
+    ssh: str | None = option(None, metavar="USER@HOST", help="copy the runner and artifacts there, measure, bring the "
+                                                             "records back labelled <arch>:<device hostname>")
+    ssh_port: int | None = option(None, type=positive_int, help="default: ssh's own (22 or ~/.ssh/config)")
+    ssh_identity: Path | None = option(None, type=Path, metavar="KEY", help="private key file (ssh -i)")
+    ssh_option: list[str] | None = option(None, nargs="append", metavar="KEY=VALUE",
+                                          help="extra ssh -o option, repeatable")
+    remote_python: str = option("python3", help="interpreter on the device")
+
+
+@dataclass
 class SshMachine:
     """A device over SSH: a private temporary folder there, removed at the end whatever happens."""
 
@@ -144,8 +158,8 @@ class SshMachine:
 
     def _common(self, port_flag: str) -> list[str]:
         args = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
-        for option in self.options:
-            args += ["-o", option]
+        for extra in self.options:
+            args += ["-o", extra]
         if self.port:
             args += [port_flag, str(self.port)]
         if self.identity:
@@ -224,3 +238,14 @@ class SshMachine:
             return litert_benchmark_summary(json.loads(output)) if output else None
         except (json.JSONDecodeError, KeyError):
             return None
+
+
+def machine_for(target: str | None, ssh: str | None = None, **ssh_options) -> LocalMachine | SshMachine:
+    """Where bench/profile run: an emulated CPU (its records named after it), a device over SSH, or here."""
+    from edge_emnist.targets.qemu import EMULATED_CPUS
+
+    if target in EMULATED_CPUS:
+        return EmulatedMachine(target)
+    if ssh:
+        return SshMachine(ssh, **ssh_options)
+    return LocalMachine()

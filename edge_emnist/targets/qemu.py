@@ -251,3 +251,22 @@ def emulated_predictions(artifact: Path, images: np.ndarray, labels: np.ndarray,
         if spec.binary == "qemu-x86_64":  # the guest reads the host's /proc/cpuinfo; CPUID is what QEMU emulates
             host = {**host, "cpu": f"QEMU {spec.cpu} on {host['cpu']}", "isa": list(spec.isa)}
         return np.load(out), {**host, "emulated": spec.cpu}
+
+
+def install_all(names, log) -> None:
+    """`targets --install`: every named target, each refused at once if unknown."""
+    unknown = [name for name in names if name not in EMULATED_CPUS]
+    if unknown:
+        raise EdgeEmnistError(f"unknown emulated target {unknown[0]!r}: choose from {', '.join(EMULATED_CPUS)}")
+    for name in names:
+        install(name, log=log)
+
+
+def status_lines() -> list[str]:
+    """`targets`: every emulated CPU, ready or what it lacks."""
+    lines = []
+    for cpu in EMULATED_CPUS.values():
+        absent = missing(cpu.name)
+        state = f"not installed ({absent}): edge-emnist targets --install {cpu.name}" if absent else "ready"
+        lines.append(f"{cpu.name:<26} {cpu.describes}; {state}")
+    return [*lines, f"emulators live in {tools_dir()} ($EDGE_EMNIST_TOOLS); emulated runs check answers, not speed"]

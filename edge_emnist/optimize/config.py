@@ -1,0 +1,54 @@
+"""What `prune` and `qat` take: the pruning target and the fine-tuning around it. No TensorFlow here, so the
+command line is built (and a bad value refused) before any heavy import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.options import open_fraction, option, positive_float, positive_int
+
+SCHEDULES = ("polynomial", "constant")
+
+
+def parse_m_by_n(text: str) -> tuple[int, int]:
+    try:
+        m, n = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise EdgeEmnistError(f"--m-by-n wants M:N such as 2:4, got {text!r}") from None
+    return m, n
+
+
+@dataclass
+class PruneConfig:
+    sparsity: float = option(0.5, type=open_fraction, help="target zero fraction")
+    schedule: str = option("polynomial", choices=SCHEDULES,
+                           help="polynomial ramps to the target over 3/4 of fine-tuning; constant prunes at once")
+    # structured: keep m of every n weights (2:4); the sparsity it means (1 - m/n) replaces `sparsity`
+    m_by_n: tuple[int, int] | str | None = option(None, metavar="M:N",
+                                                  help="structured sparsity, e.g. 2:4 (overrides --sparsity)")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.m_by_n, str):
+            self.m_by_n = parse_m_by_n(self.m_by_n)
+        if self.m_by_n:
+            self.m_by_n = tuple(self.m_by_n)
+            if 0 < self.m_by_n[0] < self.m_by_n[1]:
+                self.sparsity = 1 - self.m_by_n[0] / self.m_by_n[1]
+
+    def validate(self) -> None:
+        if self.m_by_n and not 0 < self.m_by_n[0] < self.m_by_n[1]:
+            raise EdgeEmnistError(f"--m-by-n needs 0 < m < n, got {self.m_by_n[0]}:{self.m_by_n[1]}")
+        if not 0 < self.sparsity < 1:
+            raise EdgeEmnistError(f"sparsity must be between 0 and 1 (exclusive), got {self.sparsity}")
+        if self.schedule not in SCHEDULES:
+            raise EdgeEmnistError(f"schedule must be one of {', '.join(SCHEDULES)}")
+
+
+@dataclass
+class FinetuneConfig:
+    """The fine-tuning that prune and QAT do on a finished run."""
+
+    epochs: int = option(2, help="fine-tuning epochs (pruning, or QAT alone)")
+    lr: float = option(1e-4, type=positive_float, help="fine-tuning learning rate")
+    qat_epochs: int | None = option(None, type=positive_int, help="QAT epochs after pruning (default: --epochs)")
