@@ -170,12 +170,13 @@ def _appended(records: list[dict], results: Path) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from edge_emnist.bench.suite import artifact_files, bench, import_results, summary_lines
+    from edge_emnist.device.records import checked
     from edge_emnist.io import append_jsonl, check_results_file
 
     if args.imports:
         check_results_file(args.results)
         records = import_results(args.imports, target=args.target)
-        append_jsonl(args.results, records)
+        append_jsonl(args.results, checked(records))
         print(f"imported {len(records)} records into {args.results}")
         return 0
     if not args.artifacts:

@@ -128,11 +128,15 @@ def positive_int(text: str) -> int:
     return value
 
 
-def finite_float(text: str) -> float:
+def _number(text: str, want: str = "a number") -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"want a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"want {want}, got {text!r}") from None
+
+
+def finite_float(text: str) -> float:
+    value = _number(text)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
@@ -147,10 +151,7 @@ def positive_float(text: str) -> float:
 
 
 def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"want a fraction such as 0.88, got {text!r}") from None
+    value = _number(text, "a fraction such as 0.88")
     if not 0 <= value <= 1:  # False for nan
         raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {text}")
     return value

@@ -24,6 +24,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -41,6 +42,28 @@ HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr",
 
 
 CHECKPOINT_PATTERN = "epoch-*.weights.h5"
+
+
+class Metrics(TypedDict, total=False):
+    """metrics.json of a finished run (train writes it; prune/QAT write a shorter one with `sparsity`)."""
+
+    arch: str
+    dataset: str
+    val_accuracy: float  # of the best epoch: what model selection used
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    test_accuracy: float  # evaluated once, at the end, with the best weights
+    test_loss: float
+    trainable_params: int
+    seconds_per_epoch: float
+    ms_per_step: float
+    images_per_s: float
+    backend: str
+    device: dict
+    data: dict  # the dataset's provenance: fingerprint, official or not
+    best_weights_sha256: str
+    sparsity: dict  # optimized runs: per-layer zeros
 
 
 def augment_spec(text: str) -> str:

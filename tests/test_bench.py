@@ -693,3 +693,22 @@ def test_runner_command_writes_what_a_device_without_ssh_needs(artifacts, tmp_pa
     (tmp_path / "a-file").write_text("")
     assert main(["runner", str(tmp_path / "a-file")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_a_record_that_breaks_the_schema_is_never_written(tmp_path, monkeypatch):
+    """The schema readers apply is applied on write too: a writer bug cannot leave a line every reader refuses."""
+    from edge_emnist.device.records import checked
+    from edge_emnist.targets.machines import LocalMachine
+
+    good = {"schema": 2, "runtime": "ort-cuda", "artifact": None, "skipped": "no GPU"}
+    assert checked([good]) == [good]
+    with pytest.raises(ValueError, match="breaks the schema"):
+        checked([{"schema": 2, "runtime": "litert", "artifact": "m.tflite"}])  # a measurement without its numbers
+    artifact = tmp_path / "m.tflite"
+    artifact.write_bytes(b"x")
+    monkeypatch.setattr(LocalMachine, "run_runner", lambda self, argv: {
+        "host": host_description(), "records": [{"schema": 2, "runtime": "litert", "artifact": "m.tflite"}]})
+    results = tmp_path / "r.jsonl"
+    with pytest.raises(ValueError, match="breaks the schema"):
+        bench([artifact], BenchOptions(runs=5, accuracy=False, yardstick=False, results=results), log=lambda _: None)
+    assert not results.exists()

@@ -280,3 +280,14 @@ def test_a_users_export_goes_to_the_workspace_not_the_shipped_models(tiny_run, t
     assert main(["export", str(run), "--quantize", "none", "--format", "onnx", "--data-dir", str(data)]) == 0
     assert list((tmp_path / "exported").iterdir()) == []
     assert (tmp_path / "runs" / "exported" / "lenet5-mnist-fp32.onnx").exists()
+
+
+def test_a_card_readers_would_refuse_is_never_written():
+    from edge_emnist.device.cards import card_problem
+
+    card = {"artifact": "m.tflite", "sha256": "0" * 64, "format": "tflite", "quantize": "none", "arch": "lenet5",
+            "dataset": "mnist", "labels": {str(i): str(i) for i in range(10)}, "input": {"dtype": "float32"},
+            "output": {"shape": [-1, 10]}, "parity": {"top1_agreement": 1.0}, "accuracy": {"artifact": 0.9}}
+    assert card_problem(card) is None
+    assert "without sha256" in card_problem({**card, "sha256": None})
+    assert "9 labels for 10 outputs" in card_problem({**card, "labels": {str(i): str(i) for i in range(9)}})

@@ -218,7 +218,7 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                 where = known_host or machine.describe()  # the runner died: the host as last seen, or asked here
                 label_records([failed], card, options.target or machine.label(where), session,
                               card_status[artifact], artifact)
-                append_jsonl(options.results, [failed])
+                append_jsonl(options.results, records_of.checked([failed]))
                 records.append(failed)
                 log(f"failed {artifact.name} ({threads} threads): {error}")
                 continue
@@ -229,7 +229,7 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                     said_skipped.add(skipped["runtime"])
                     skipped["host"] = host
                     label_records([skipped], {}, target, session)
-                    append_jsonl(options.results, [skipped])
+                    append_jsonl(options.results, records_of.checked([skipped]))
                     records.append(skipped)
                     log(f"skipped {skipped['runtime']} on {target}: {skipped['skipped']}")
             found = [r for r in result["records"] if not r.get("failed") and not r.get("skipped")]
@@ -261,7 +261,7 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                         f"{record['latency']['spread_p99_p50']:.0f}x p50 (over {BUSY_SPREAD:.0f}x), load average "
                         f"{record['load']['before']} -> {record['load']['after']}: the machine was busy; the record "
                         "is flagged, measure again on a quiet machine")
-            append_jsonl(options.results, found)  # as each setting finishes: a crash later loses nothing
+            append_jsonl(options.results, records_of.checked(found))  # as each setting finishes: a crash loses nothing
             records += found
     return records
 

@@ -11,12 +11,51 @@ import json
 import platform
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
 from edge_emnist.device.classes import class_groups
 from edge_emnist.device.host import package_versions
 from edge_emnist.errors import EdgeEmnistError
+
+
+class Card(TypedDict, total=False):
+    """What export writes beside every artifact (`model.tflite.json`); CARD_REQUIRED must be there."""
+
+    artifact: str  # the file's name
+    sha256: str  # of the file: a card is valid only beside the very bytes it names
+    format: str  # a formats.FORMATS name
+    quantize: str  # a formats.QUANTIZATIONS name
+    variant: str
+    arch: str
+    dataset: str
+    model: dict  # trainable_params, macs
+    labels: dict  # {"0": "0", ..., "46": "t"}: output index -> character
+    class_groups: dict  # digits, letters, uppercase, lowercase: output indices
+    input: dict  # name, shape, dtype, quantization, value_range, from_pixels, preprocessing, orientation
+    output: dict  # name, shape, dtype, quantization, meaning
+    source: dict  # run, weights, weights_sha256, optimization, data_fingerprint, augment
+    sparsity: dict
+    size: dict  # bytes, gzip_bytes
+    parity: dict  # top-1 agreement with the Keras model, the bar, where it was checked
+    accuracy: dict  # split, images, artifact, keras
+    tools: dict
+
+
+CARD_REQUIRED = ("artifact", "sha256", "format", "quantize", "arch", "dataset", "labels", "input", "output", "parity",
+                 "accuracy")
+
+
+def card_problem(card: dict) -> str | None:
+    """None for a card a reader can use; else what is missing (checked when export writes one, too)."""
+    missing = [key for key in CARD_REQUIRED if card.get(key) in (None, "", {})]
+    if missing:
+        return f"a model card without {', '.join(missing)}"
+    if len(card["labels"]) != ((card["output"].get("shape") or [None])[-1] or len(card["labels"])):
+        return f"a model card with {len(card['labels'])} labels for {card['output']['shape'][-1]} outputs"
+    return None
+
 
 REFUSED = "refused.jsonl"  # in an export folder: the artifacts that missed their parity bar, with the numbers
 

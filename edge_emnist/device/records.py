@@ -8,6 +8,8 @@ the time of one inference goes, per operator). Plain Python: the runner ships it
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 SCHEMA_VERSION = 2  # 2: artifact_sha256, load (load average around the timed runs), latency spread, busy
 # p99 over p50 above this says the timed runs were disturbed (another process, frequency scaling): the record
 # keeps its numbers but is flagged busy, and `bench` warns. A quiet machine measured here stays under 3.
@@ -29,17 +31,70 @@ REQUIRED = {
 LATENCY_FIELDS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "runs")
 
 
+class Latency(TypedDict):
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    runs: int
+
+
+class Measured(TypedDict, total=False):
+    """One artifact x runtime x setting x batch (what the runner measures; bench labels it)."""
+
+    schema: int
+    artifact: str
+    artifact_sha256: str
+    runtime: str
+    settings: dict  # {"threads": N, ...the runtime's options}: formats.settings
+    batch: int
+    latency: Latency
+    accuracy: float | None
+    size_bytes: int
+    gzip_bytes: int
+    host: dict  # device.host.host_description
+    target: str  # cpu:<hostname>-<ISA tier>, gpu:<name>, qemu-..., <arch>:<device>
+    card: str  # card_status: ok, missing, another file
+    artifact_path: str
+
+
+class Skipped(TypedDict):
+    schema: int
+    runtime: str
+    artifact: None
+    skipped: str
+
+
+class Failed(TypedDict):
+    schema: int
+    artifact: str
+    runtime: str
+    settings: dict
+    failed: str
+
+
+class Profile(TypedDict, total=False):
+    schema: int
+    kind: str  # "profile"
+    artifact: str
+    runtime: str
+    settings: dict
+    operators: list
+    total_ms: float
+    unavailable: str
+
+
 def kind_of(record: dict) -> str:
     if record.get("kind"):
         return record["kind"]
     return "skipped" if record.get("skipped") else "failed" if record.get("failed") else "measured"
 
 
-def skipped(runtime: str, reason: str) -> dict:
+def skipped(runtime: str, reason: str) -> Skipped:
     return {"schema": SCHEMA_VERSION, "runtime": runtime, "artifact": None, "skipped": reason}
 
 
-def failed(artifact: str, runtime: str, threads: int | None, reason: str) -> dict:
+def failed(artifact: str, runtime: str, threads: int | None, reason: str) -> Failed:
     return {"schema": SCHEMA_VERSION, "artifact": artifact, "runtime": runtime, "settings": {"threads": threads},
             "failed": reason}
 
@@ -79,3 +134,13 @@ def problem(record: object) -> str | None:
         if accuracy is not None and not (isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1):
             return f"accuracy {accuracy!r} is outside [0, 1]"
     return None
+
+
+def checked(records: list[dict]) -> list[dict]:
+    """The records, once each passed the check every reader applies: a writer never appends what a reader would
+    refuse (a ValueError here is a bug in the writer, not the user's input)."""
+    for record in records:
+        wrong = problem(record)
+        if wrong:
+            raise ValueError(f"refusing to write a record that breaks the schema ({wrong}): {str(record)[:200]}")
+    return records

@@ -234,6 +234,10 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
             continue
         # the artifact is in place; its card, published now, is the proof that it is complete. Where the card
         # cannot be written (a full disk), the artifact goes too: no file without its card, no --force needed later
+        wrong = cards.card_problem(card)
+        if wrong:  # a bug here, not the user's input: no artifact is published with a card readers would refuse
+            path.unlink(missing_ok=True)
+            raise ValueError(f"refusing to write {card_path(path).name}: {wrong}")
         try:
             with atomic_path(card_path(path)) as card_tmp:
                 card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")

@@ -19,6 +19,7 @@ from edge_emnist.data import load_dataset
 from edge_emnist.device.cards import checked_card, read_card
 from edge_emnist.device.classes import class_groups, class_index, restrict
 from edge_emnist.device.formats import RUNTIME_OF_SUFFIX
+from edge_emnist.device.records import checked
 from edge_emnist.device.runtimes import open_artifact
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import append_jsonl, check_results_file
@@ -146,7 +147,7 @@ def evaluate(artifacts: list[Path], *, images: int = 2000, mnist_images: int = 1
                                  "accuracy": float(np.mean(_predict(model, strokes[0]) == strokes[1]))}
         record.update({"seconds": round(time.perf_counter() - started, 1), "target": target, "host": host,
                        "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        append_jsonl(results, [record])
+        append_jsonl(results, checked([record]))
         records.append(record)
         log(summary_line(record))
     return records
