@@ -82,8 +82,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 # --- train, sweep, prune, qat, export -------------------------------------------------------------------
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
+    from edge_emnist.models import parse_model_options
+
     options = {"channels": args.channels, "input_size": args.input_size} if args.arch == "resnet50" else {}
-    return from_args(TrainConfig, args, model_options={k: v for k, v in options.items() if v is not None})
+    options = {**{k: v for k, v in options.items() if v is not None}, **parse_model_options(args.arch, args.option)}
+    return from_args(TrainConfig, args, model_options=options)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -349,6 +352,9 @@ def _training(p: argparse.ArgumentParser) -> None:
     add_options(p, TrainConfig)
     p.add_argument("--channels", type=int, choices=[1, 3], help="resnet50 only: 3 repeats the grey channel")
     p.add_argument("--input-size", type=int, help="resnet50 only: resize to this size (default: pad to 32)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an architecture's own option, repeatable, e.g. --arch edgenet --option width=0.5 --option "
+                        "depths=1,2,2 --option separable=true (the builder's keyword arguments)")
     p.add_argument("--backend", choices=list(BACKENDS),
                    help="Keras 3 backend that trains (default: KERAS_BACKEND, else on an NVIDIA GPU the first "
                         "installed of jax, torch, tensorflow, on a CPU tensorflow, the fastest there); a run can be "

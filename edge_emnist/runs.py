@@ -157,7 +157,12 @@ def input_batches(images: np.ndarray, labels: np.ndarray, config: TrainConfig, *
 
 
 def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
-    return root / f"{config.arch}-{config.dataset}-{config.optimizer}-{config.init}-lr{config.lr:g}-s{config.seed}"
+    """runs/<arch>[-<its options>]-<dataset>-<optimizer>-<init>-lr<lr>-s<seed>: two shapes of one family never
+    share a folder."""
+    shape = "".join(f"-{key}{','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                    for key, v in sorted(config.model_options.items()))
+    return root / (f"{config.arch}{shape}-{config.dataset}-{config.optimizer}-{config.init}-lr{config.lr:g}"
+                   f"-s{config.seed}")
 
 
 def read_history(run_dir: Path) -> list[dict]:

@@ -291,3 +291,24 @@ def test_a_card_readers_would_refuse_is_never_written():
     assert card_problem(card) is None
     assert "without sha256" in card_problem({**card, "sha256": None})
     assert "9 labels for 10 outputs" in card_problem({**card, "labels": {str(i): str(i) for i in range(9)}})
+
+
+def test_edgenet_exports_with_every_batch_norm_folded(tiny_run, tmp_path):
+    """The compact family trains from the command line with its own options, and export folds each batch norm
+    into its convolution: the .tflite holds convolutions, pools and the head only, the .onnx no BatchNormalization,
+    and both pass the parity check."""
+    import onnx
+
+    _, data_dir, _ = tiny_run
+    run = tmp_path / "edgenet"
+    assert main(["train", "--arch", "edgenet", "--dataset", "mnist", "--option", "width=0.5", "--option",
+                 "separable=true", "--epochs", "3", "--batch-size", "32", "--lr", "3e-3", "--augment", "off",
+                 "--data-dir", str(data_dir), "--run-dir", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["model_options"] == {"width": 0.5, "separable": True}
+    written = export_run(run, ExportOptions(quantize="none", out_dir=tmp_path / "out"), data_dir=data_dir,
+                         log=lambda _: None)
+    tflite = next(p for p in written if p.suffix == ".tflite")
+    ops = {op["op_name"] for op in Interpreter(model_path=str(tflite))._get_ops_details()}
+    assert ops <= {"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX", "RESHAPE"}
+    graph = onnx.load(str(next(p for p in written if p.suffix == ".onnx"))).graph
+    assert "BatchNormalization" not in {node.op_type for node in graph.node}

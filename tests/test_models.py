@@ -17,6 +17,8 @@ def trainable(model) -> int:
     ("custom_vgg", {}, 1_693_903),
     ("resnet50", {"channels": 3}, 23_630_895),  # the study's count
     ("resnet50", {}, 23_624_623),
+    ("edgenet", {}, 26_463),  # the compact family at its default shape
+    ("edgenet", {"separable": True, "width": 0.5}, 2_639),
 ])
 def test_trainable_parameters_at_47_classes(arch, options, expected):
     assert trainable(create_model(arch, 47, **options)) == expected
@@ -58,7 +60,7 @@ def test_listing_architectures_does_not_import_tensorflow():
 
 
 def test_registry():
-    assert list_models() == ["lenet5", "lenet5_relu", "simple_cnn", "custom_resnet", "custom_vgg", "resnet50"]
+    assert list_models() == ["lenet5", "lenet5_relu", "simple_cnn", "custom_resnet", "custom_vgg", "resnet50", "edgenet"]
     with pytest.raises(EdgeEmnistError, match="unknown architecture 'vgg99'; choose one of: lenet5"):
         create_model("vgg99", 10)
     create_model("lenet5", 10)  # make sure lenet5 is registered before registering it again
@@ -78,7 +80,7 @@ def test_models_command_lists_every_architecture(capsys):
 
     assert main(["models", "--markdown"]) == 0
     out = capsys.readouterr().out
-    assert "| lenet5 | 64,851 | 419,628 |" in out and out.count("\n| ") == 6
+    assert "| lenet5 | 64,851 | 419,628 |" in out and out.count("\n| ") == 7
 
 
 def test_kept_profiles_match_the_models():
@@ -113,3 +115,35 @@ def test_weights_pass_from_keras3_to_tf_keras_unchanged(arch, tmp_path):
     x = rng.random((4, 28, 28, 1), dtype=np.float32)
     np.testing.assert_allclose(exported.predict(x, verbose=0), np.asarray(trained.predict(x, verbose=0)),
                                atol=1e-5)
+
+
+def test_edgenet_cost_is_known_from_its_shape_before_training():
+    """The family's parameters and MACs follow from its numbers alone: separable blocks and a narrower width cost
+    less, a deeper or wider net more, and the builder refuses a shape it cannot make."""
+    from edge_emnist.models.cost import macs, trainable_params
+    from edge_emnist.models.edgenet import channels
+
+    def cost(**options):
+        model = create_model("edgenet", 47, **options)
+        return trainable_params(model), macs(model)
+
+    base = cost()
+    assert cost(separable=True)[1] < base[1] / 3 and cost(width=0.5)[1] < base[1] / 2
+    assert cost(depths=(2, 2, 2))[1] > base[1] and cost(head=64)[0] > base[0]
+    # the first stage by hand: 28x28 outputs x (3x3 kernel x 1 channel) x 16 filters, no bias (batch norm has it)
+    first = create_model("edgenet", 47).get_layer("s1b1_conv")
+    assert first.kernel.shape == (3, 3, 1, 16) and not first.use_bias
+    assert channels(16, 0.3) == 4 and channels(64, 1.5) == 96
+    with pytest.raises(ValueError, match="three stages"):
+        create_model("edgenet", 47, depths=(1, 1))
+
+
+def test_model_options_are_parsed_by_the_builders_own_defaults():
+    from edge_emnist.models import parse_model_options
+
+    options = parse_model_options("edgenet", ["width=0.5", "depths=1,2,2", "separable=true", "head=32"])
+    assert options == {"width": 0.5, "depths": (1, 2, 2), "separable": True, "head": 32}
+    with pytest.raises(EdgeEmnistError, match="edgenet takes the options"):
+        parse_model_options("edgenet", ["colour=red"])
+    with pytest.raises(EdgeEmnistError, match="is not like its default"):
+        parse_model_options("edgenet", ["separable=maybe"])

@@ -30,6 +30,7 @@ ARCHITECTURES = {
     "custom_resnet": "custom_resnet",
     "custom_vgg": "custom_vgg",
     "resnet50": "resnet50",
+    "edgenet": "edgenet",
 }
 
 
@@ -60,3 +61,34 @@ def create_model(name: str, num_classes: int, *, keras=None, **options):
 
     with building_with(keras):
         return model_entry(name).builder(num_classes=num_classes, **options)
+
+
+def parse_model_options(name: str, items: list[str]) -> dict:
+    """["width=0.5", "depths=1,2,2", "separable=true"] -> the builder's keyword options, each converted to the type
+    of that option's default in the builder's signature (a one-line error for an unknown name or a bad value)."""
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(model_entry(name).builder).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    options = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in defaults:
+            raise EdgeEmnistError(f"{name} takes the options {', '.join(f'{k}=' for k in defaults) or 'none'}; "
+                                  f"got {item!r}")
+        default = defaults[key]
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                value = text.lower() in ("true", "1", "yes")
+            elif isinstance(default, tuple):
+                value = tuple(type(default[0])(v) for v in text.split(","))
+            elif default is None:
+                value = int(text)
+            else:
+                value = type(default)(text)
+        except ValueError:
+            raise EdgeEmnistError(f"{name} option {key}: {text!r} is not like its default {default!r}") from None
+        options[key] = value
+    return options

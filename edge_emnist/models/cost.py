@@ -54,11 +54,6 @@ def macs(model) -> int:
     return int(sum(layer_macs(layer) for layer in model.layers))
 
 
-if __name__ == "__main__":
-    PROFILES.write_text(json.dumps(compute_profiles(), indent=1) + "\n")
-    print(f"wrote {PROFILES}")
-
-
 def cost_rows(classes: int) -> tuple[list[str], list[list]]:
     """`models`: every architecture with its trainable parameters and MACs for `classes` outputs; the packaged
     table answers the usual class counts without TensorFlow, other counts build the models."""
@@ -71,3 +66,8 @@ def cost_rows(classes: int) -> tuple[list[str], list[list]]:
             for name in list_models()}
     rows = [[name, *costs[name]["classes"][str(classes)], costs[name]["description"]] for name in list_models()]
     return ["architecture", f"trainable parameters ({classes} classes)", "MACs per image", "description"], rows
+
+
+if __name__ == "__main__":
+    PROFILES.write_text(json.dumps(compute_profiles(), indent=1) + "\n")
+    print(f"wrote {PROFILES}")
