@@ -60,7 +60,8 @@ def test_listing_architectures_does_not_import_tensorflow():
 
 
 def test_registry():
-    assert list_models() == ["lenet5", "lenet5_relu", "simple_cnn", "custom_resnet", "custom_vgg", "resnet50", "edgenet"]
+    assert list_models() == ["lenet5", "lenet5_relu", "simple_cnn", "custom_resnet", "custom_vgg", "resnet50",
+                             "edgenet"]
     with pytest.raises(EdgeEmnistError, match="unknown architecture 'vgg99'; choose one of: lenet5"):
         create_model("vgg99", 10)
     create_model("lenet5", 10)  # make sure lenet5 is registered before registering it again
