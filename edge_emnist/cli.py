@@ -1,8 +1,6 @@
 """Command line: parse, call a stage, print. Options come from the config dataclasses' fields (options.py), so a
-default, a help text or a choice lives once, where the stage reads it.
-
-Errors a user can fix (`EdgeEmnistError`) end as one line on stderr with exit status 2, never a traceback.
-"""
+default, a help text or a choice lives once, where the stage reads it. Errors a user can fix (`EdgeEmnistError`,
+`OSError`) end as one line on stderr with exit status 2, never a traceback."""
 
 from __future__ import annotations
 
@@ -29,6 +27,7 @@ from edge_emnist.report.bench_report import ReportOptions
 from edge_emnist.report.pick import Constraints, PickOptions
 from edge_emnist.robustness.config import RobustnessOptions
 from edge_emnist.runs import TrainConfig
+from edge_emnist.search import SearchOptions
 from edge_emnist.targets.machines import SshOptions
 from edge_emnist.workspace import (
     COMMITTED_PROFILES,
@@ -40,7 +39,7 @@ from edge_emnist.workspace import (
 )
 
 
-def _err(line: str) -> None:
+def _err(line: str) -> None:  # progress and warnings: stderr, so stdout stays the result
     print(line, file=sys.stderr)
 
 
@@ -90,16 +89,13 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from edge_emnist.runs import default_run_dir
+    from edge_emnist.runs import default_run_dir, summary_line
     from edge_emnist.train import train
 
     config = _train_config(args)
     run_dir = args.run_dir or default_run_dir(config)
-    m = train(config, run_dir, resume=args.resume, data_dir=args.data_dir, cache_dir=args.cache_dir,
-              backend=args.backend, workers=args.workers)
-    print(f"{m['arch']} on {m['dataset']}: validation {m['val_accuracy']:.4f} (epoch {m['best_epoch']} of "
-          f"{m['epochs_run']}), test {m['test_accuracy']:.4f}, {m['seconds_per_epoch']:.1f} s/epoch, "
-          f"{m['images_per_s']:,.0f} images/s -> {run_dir}")
+    print(summary_line(train(config, run_dir, resume=args.resume, data_dir=args.data_dir, cache_dir=args.cache_dir,
+                             backend=args.backend, workers=args.workers), run_dir))
     return 0
 
 
@@ -129,14 +125,6 @@ def _finetune(args: argparse.Namespace, prune: PruneConfig | None, qat: bool) ->
                            lr=tune.lr, output=output, data_dir=args.data_dir, cache_dir=args.cache_dir)
     print("\n".join(report_lines(metrics, output)))
     return 0
-
-
-def cmd_prune(args: argparse.Namespace) -> int:
-    return _finetune(args, from_args(PruneConfig, args), args.qat)
-
-
-def cmd_qat(args: argparse.Namespace) -> int:
-    return _finetune(args, None, True)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -254,10 +242,16 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     pipeline = Pipeline(from_args(PipelineConfig, args), args.out, data_dir=args.data_dir, cache_dir=args.cache_dir,
                         log=lambda line: print(line, flush=True))
-    chosen = pipeline.execute()
-    print(f"\n{chosen['why']}\n\nshipping {chosen['artifact']} (+ its .json model card) on {chosen['runtime']}, "
-          f"{chosen['threads']} thread(s)\nreport: {pipeline.out / 'report' / 'report.md'}   "
-          f"({time.perf_counter() - started:.0f} s this time)")
+    print(pipeline.shipping(pipeline.execute(), time.perf_counter() - started))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from edge_emnist.search import front_lines, run_search
+
+    front = run_search(from_args(SearchOptions, args), data_dir=args.data_dir, cache_dir=args.cache_dir,
+                       machine=_machine(args), log=lambda line: print(line, flush=True))
+    print("\n".join(front_lines(front)))
     return 0
 
 
@@ -284,13 +278,11 @@ def _where_options(p: argparse.ArgumentParser) -> None:
 
 
 def _results_in(p: argparse.ArgumentParser, what: str = "JSONL files") -> None:
-    """--results of the readers: the committed measurements unless told otherwise."""
     p.add_argument("--results", type=Path, nargs="+", metavar="JSONL", default=[COMMITTED_RESULTS],
                    help=f"{what} (default: {COMMITTED_RESULTS}; yours: {USER_RESULTS})")
 
 
 def _records_in(p: argparse.ArgumentParser, flag: str, what: str, committed: Path, yours: Path) -> None:
-    """--robustness / --profiles: the committed file where it exists unless told otherwise."""
     p.add_argument(flag, type=Path, nargs="+", metavar="JSONL",
                    help=f"{what} (default: {committed} where it exists; yours: {yours})")
 
@@ -386,15 +378,16 @@ def _training_commands(commands) -> None:
     p.add_argument("--grid", nargs="+", required=True, metavar="KEY=V1,V2",
                    help="e.g. init=random,he,lecun optimizer=adam,nadam,sgd lr=0.01")
     p.add_argument("--out", type=Path, help="sweep folder (default: runs/sweep-<arch>-<dataset>)")
-    p = _command(commands, "prune", cmd_prune, "magnitude pruning with fine-tuning (optionally then QAT) into a new "
-                 "run", "Prune a trained run to a target sparsity while fine-tuning, strip the wrappers and report "
-                 "per-layer sparsity. Pruning shrinks the gzip'd artifact; it does not make these CNNs faster in "
-                 "LiteRT.")
+    p = _command(commands, "prune", lambda args: _finetune(args, from_args(PruneConfig, args), args.qat),
+                 "magnitude pruning with fine-tuning (optionally then QAT) into a new run", "Prune a trained run to a "
+                 "target sparsity while fine-tuning, strip the wrappers and report per-layer sparsity. Pruning shrinks "
+                 "the gzip'd artifact; it does not make these CNNs faster in LiteRT.")
     _finetuning(p)
     add_options(p, PruneConfig)
     p.add_argument("--qat", action="store_true", help="then pruning-preserving quantization-aware training")
     add_options(p, FinetuneConfig, ["qat_epochs"])
-    p = _command(commands, "qat", cmd_qat, "quantization-aware fine-tuning into a new run (export it as int8)")
+    p = _command(commands, "qat", lambda args: _finetune(args, None, True), "quantization-aware fine-tuning into a "
+                 "new run (export it as int8)")
     _finetuning(p)
     p = _command(commands, "export", cmd_export, "TFLite/ONNX artifacts with model cards, parity-checked",
                  "Convert runs to TFLite and/or ONNX. Every artifact is run on the whole test split through its own "
@@ -410,6 +403,13 @@ def _training_commands(commands) -> None:
     add_options(p, PipelineConfig)
     p.add_argument("--out", type=Path, default=Path("runs/pipeline"),
                    help="folder for runs, artifacts, results, report and the pick (default: runs/pipeline)")
+    p = _command(commands, "search", cmd_search, "search the edgenet family on the target for the accuracy-latency "
+                 "front (Optuna)", "Each trial trains an edgenet shape briefly, converts it to .tflite and times it "
+                 "at batch 1 on the target (here or --ssh); selection uses validation, never test. The study lives "
+                 "in --storage (an SQLite file in --out by default): a killed search resumes, workers share it.",
+                 data=True)
+    add_options(p, SearchOptions)
+    _where_options(p)
 
 
 def _measurement_commands(commands) -> None:

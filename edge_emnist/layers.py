@@ -16,6 +16,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("export", "bench", "demo"),  # artifacts and cards; measuring them; the browser demo
     ("robustness",),
     ("report",),
-    ("sweep", "pipeline", "doctor"),
+    ("sweep", "pipeline", "doctor", "search"),
     ("cli",),
 )

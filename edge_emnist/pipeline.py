@@ -148,6 +148,12 @@ class Pipeline:
         return self.out / "profiles.jsonl"
 
     # --- the stages ------------------------------------------------------------------------------------
+    def shipping(self, chosen: dict, seconds: float) -> str:
+        """What the command prints at the end: why the pick, what ships, where the report is."""
+        return (f"\n{chosen['why']}\n\nshipping {chosen['artifact']} (+ its .json model card) on {chosen['runtime']}, "
+                f"{chosen['threads']} thread(s)\nreport: {self.out / 'report' / 'report.md'}   ({seconds:.0f} s this "
+                "time)")
+
     def stages(self) -> list[Stage]:
         stages = []
         c = self.config

@@ -35,7 +35,7 @@ from edge_emnist.data.registry import DATASETS, DEFAULT_DATASET
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.keras3 import DISTRIBUTE, INITIALIZERS, LR_SCHEDULES, MIXED_PRECISION, OPTIMIZERS
-from edge_emnist.models import create_model, list_models, model_entry
+from edge_emnist.models import create_model, list_models, model_entry, shape_tag
 from edge_emnist.options import option, positive_float, positive_int
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -157,12 +157,18 @@ def input_batches(images: np.ndarray, labels: np.ndarray, config: TrainConfig, *
 
 
 def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
-    """runs/<arch>[-<its options>]-<dataset>-<optimizer>-<init>-lr<lr>-s<seed>: two shapes of one family never
-    share a folder."""
-    shape = "".join(f"-{key}{','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
-                    for key, v in sorted(config.model_options.items()))
+    """runs/<arch>[<shape>]-<dataset>-<optimizer>-<init>-lr<lr>-s<seed>: two shapes of one family never share one."""
+    shape = shape_tag(config.arch, config.model_options)
     return root / (f"{config.arch}{shape}-{config.dataset}-{config.optimizer}-{config.init}-lr{config.lr:g}"
                    f"-s{config.seed}")
+
+
+def summary_line(m: dict, run_dir: Path) -> str:
+    """What `train` prints when a run ends."""
+    test = f"test {m['test_accuracy']:.4f}" if m.get("test_accuracy") is not None else "test not evaluated"
+    return (f"{m['arch']} on {m['dataset']}: validation {m['val_accuracy']:.4f} (epoch {m['best_epoch']} of "
+            f"{m['epochs_run']}), {test}, {m['seconds_per_epoch']:.1f} s/epoch, {m['images_per_s']:,.0f} images/s "
+            f"-> {run_dir}")
 
 
 def read_history(run_dir: Path) -> list[dict]:

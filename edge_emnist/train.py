@@ -110,11 +110,12 @@ def default_workers() -> int:
 
 def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = False,
           data_dir: str | Path | None = None, cache_dir: str | Path | None = None, verbose: int | None = None,
-          backend: str | None = None, workers: int | None = None) -> dict:
+          backend: str | None = None, workers: int | None = None, evaluate_test: bool = True) -> dict:
     """Train (or resume) one run on Keras 3; returns the metrics also written to metrics.json.
 
     `backend`: jax, torch or tensorflow (default: `keras3.choose_backend`). A run may be resumed on another
-    backend or machine."""
+    backend or machine. `evaluate_test=False` leaves the test split untouched (a search selects on validation;
+    only its winners are ever scored on test): the metrics then have no test figures."""
     config.validate()
     run_dir = Path(run_dir or default_run_dir(config))
     if resume and not run_dir.exists():
@@ -124,7 +125,7 @@ def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = Fa
     try:
         with folder_lock(run_dir):  # a second `train` into the same folder says who holds it
             return _train(config, run_dir, resume, data_dir, cache_dir, 1 if verbose is None else verbose, backend,
-                          workers or default_workers())
+                          workers or default_workers(), evaluate_test)
     except BaseException:
         if created and not (run_dir / "history.csv").exists():  # nothing trained: leave no folder behind
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -132,7 +133,7 @@ def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = Fa
 
 
 def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir, verbose: int, backend: str,
-           workers: int) -> dict:
+           workers: int, evaluate_test: bool = True) -> dict:
     config = prepare_run_dir(config, run_dir, resume)
     history = read_history(run_dir)
     if (run_dir / "metrics.json").exists() and history and (
@@ -185,7 +186,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
     # float32 (undistributed) copy of the model: what export will load too.
     model = load_trained_model(config, data.spec.num_classes, run_dir / "best.weights.h5", keras=keras)
     test_loss, test_accuracy = model.evaluate(
-        keras3.batches_for_keras(keras, input_batches(data.test.images, data.test.labels, config)), verbose=0)
+        keras3.batches_for_keras(keras, input_batches(data.test.images, data.test.labels, config)),
+        verbose=0) if evaluate_test else (None, None)
     best = best_epoch(history)
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     seconds_per_epoch = float(np.mean([r["seconds"] for r in history]))
@@ -196,8 +198,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
         "best_epoch": best["epoch"],
         "epochs_run": history[-1]["epoch"],
         "stopped_early": should_stop(history, config.patience),
-        "test_accuracy": float(test_accuracy),
-        "test_loss": float(test_loss),
+        "test_accuracy": float(test_accuracy) if evaluate_test else None,
+        "test_loss": float(test_loss) if evaluate_test else None,
         "trainable_params": trainable_params(model),
         "total_params": int(model.count_params()),
         "seconds_per_epoch": seconds_per_epoch,
@@ -220,7 +222,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     if verbose:
         print(f"done: {history[-1]['epoch']} epochs in {clock(sum(r['seconds'] for r in history))}, best validation "
-              f"{best['val_accuracy']:.4f} (epoch {best['epoch']}), test {test_accuracy:.4f}", flush=True)
+              f"{best['val_accuracy']:.4f} (epoch {best['epoch']})"
+              + (f", test {test_accuracy:.4f}" if evaluate_test else ", test not evaluated"), flush=True)
     return metrics
 
 

@@ -27,7 +27,7 @@ from edge_emnist.device.runtimes import LiteRTModel, OrtModel, accuracy, open_ar
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.config import ExportOptions
 from edge_emnist.io import append_jsonl, atomic_path, check_writable, folder_lock
-from edge_emnist.models import create_model
+from edge_emnist.models import create_model, shape_tag
 from edge_emnist.models.cost import macs, trainable_params
 from edge_emnist.optimize.prune import sparsity_report
 from edge_emnist.optimize.rebuild import build_model
@@ -35,7 +35,7 @@ from edge_emnist.runs import Run, calibration_sample, open_run, training_split
 
 
 def artifact_name(run: Run, options: ExportOptions, fmt: str) -> str:
-    parts = [run.config.arch, run.config.dataset]
+    parts = [run.config.arch + shape_tag(run.config.arch, run.config.model_options), run.config.dataset]
     if run.tag:
         parts.append(run.tag)
     parts.append(QUANTIZATIONS[options.quantize].variant)

@@ -18,6 +18,7 @@ class ModelEntry:
     name: str
     builder: Callable
     description: str
+    family: bool = False  # a parametric family: its options are part of a run's and an artifact's name
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -34,11 +35,12 @@ ARCHITECTURES = {
 }
 
 
-def register(name: str, description: str = "") -> Callable[[Callable], Callable]:
+def register(name: str, description: str = "", family: bool = False) -> Callable[[Callable], Callable]:
     def decorate(builder: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, builder, description or (builder.__doc__ or "").strip().splitlines()[0])
+        _REGISTRY[name] = ModelEntry(name, builder, description or (builder.__doc__ or "").strip().splitlines()[0],
+                                     family)
         return builder
 
     return decorate
@@ -92,3 +94,12 @@ def parse_model_options(name: str, items: list[str]) -> dict:
             raise EdgeEmnistError(f"{name} option {key}: {text!r} is not like its default {default!r}") from None
         options[key] = value
     return options
+
+
+def shape_tag(name: str, options: dict) -> str:
+    """"-width0.5-depths1.2.2" for a family's options (sorted), "" for a fixed architecture: what keeps two shapes of
+    one family apart in run folders and artifact names."""
+    if not options or not model_entry(name).family:
+        return ""
+    return "".join(f"-{key}{'.'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                   for key, v in sorted(options.items()))

@@ -40,7 +40,7 @@ def _separable(x, filters: int, kernel: int, name: str):
     return _conv_bn_relu(x, filters, 1, f"{name}_pw")
 
 
-@register("edgenet", "compact family: 3 conv stages (width, depth, kernels, separable), GAP head")
+@register("edgenet", "compact family: 3 conv stages (width, depth, kernels, separable), GAP head", family=True)
 def edgenet(num_classes: int, width: float = 1.0, depths: tuple = (1, 1, 1), kernels: tuple = (3, 3, 3),
             base: tuple = (16, 32, 64), separable: bool = False, head: int = 0):
     if not (len(depths) == len(kernels) == len(base) == 3):

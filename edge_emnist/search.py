@@ -1,0 +1,204 @@
+"""`edge-emnist search`: walk the edgenet family with Optuna for the accuracy-latency front of one target.
+
+Each trial draws a shape (width, depth per stage, kernel sizes, separable blocks, head), trains it briefly on
+Keras 3, converts it to a float32 .tflite and times it with the device runner at batch 1 on the target (this
+machine or a device over SSH; an emulated CPU's time is QEMU's, so it is refused). Selection uses the validation
+split; no trial touches the test split. Two objectives, validation accuracy up and p90 latency down, give a front
+(NSGA-II), with the limits as constraints. The study lives in a database: an SQLite file in the output folder by
+default, so a killed search resumes and two workers on one machine share it; a database URL (PostgreSQL, MySQL)
+lets workers on many machines share one study. `optuna-dashboard <storage>` shows it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_emnist.bench.suite import BenchOptions, bench
+from edge_emnist.data.registry import DATASETS, DEFAULT_DATASET
+from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.options import fraction, option, positive_float
+
+# The family's search space: what a trial may draw for each option of models/edgenet.py.
+SPACE = {
+    "width": (0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
+    "depth": (1, 2, 3),  # per stage
+    "kernel1": (3, 5),  # the first stage's kernel (later stages: 3)
+    "separable": (False, True),
+    "head": (0, 32, 64),
+}
+
+
+@dataclass
+class SearchOptions:
+    trials: int = option(10, help="trials to run in this call (a resumed study adds them to those it has)")
+    max_latency_ms: float | None = option(None, type=positive_float, help="constraint: p90 at batch 1 on the target")
+    min_accuracy: float | None = option(None, type=fraction, help="constraint: validation accuracy, e.g. 0.88")
+    dataset: str = option(DEFAULT_DATASET, choices=lambda: DATASETS, metavar="NAME", help="dataset")
+    epochs: int = option(3, help="training epochs per trial (brief: a trial ranks a shape, it does not finish it)")
+    train_limit: int = option(20_000, metavar="N", help="train images per trial (validation: N/5)")
+    batch_size: int = option(128, help="images per training step")
+    runs: int = option(300, help="timed batch-1 runs per trial's latency")
+    threads: int = option(1, help="runtime threads on the target")
+    out: Path = option(Path("runs/search"), help="folder for the study database, the trials' runs and models")
+    storage: str | None = option(None, metavar="URL", help="Optuna storage (default: sqlite:///OUT/study.db); a "
+                                                           "database URL shares one study between machines")
+    study: str = option("edgenet", help="study name in the storage")
+    seed: int = option(0, type=int, help="seeds the sampler and every trial's training")
+
+    def validate(self) -> None:
+        if self.trials < 1:
+            raise EdgeEmnistError("--trials must be at least 1")
+        if self.min_accuracy is not None and not 0 <= self.min_accuracy <= 1:
+            raise EdgeEmnistError("--min-accuracy must be a fraction between 0 and 1")
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.out / 'study.db').resolve()}"
+
+
+def shape_of(trial) -> dict:
+    """The edgenet options a trial draws (the names Optuna records are these option names)."""
+    depth = trial.suggest_categorical("depth", SPACE["depth"])
+    return {"width": trial.suggest_categorical("width", SPACE["width"]), "depths": (depth, depth, depth),
+            "kernels": (trial.suggest_categorical("kernel1", SPACE["kernel1"]), 3, 3),
+            "separable": trial.suggest_categorical("separable", SPACE["separable"]),
+            "head": trial.suggest_categorical("head", SPACE["head"])}
+
+
+def open_study(options: SearchOptions):
+    """The study in its storage, created or resumed; an unreachable or locked database is a one-line error."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    options.out.mkdir(parents=True, exist_ok=True)
+    sampler = optuna.samplers.NSGAIISampler(seed=options.seed)  # it reads the constraints each trial sets
+    try:
+        storage = optuna.storages.RDBStorage(options.storage_url, engine_kwargs=_engine_kwargs(options.storage_url))
+        return optuna.create_study(study_name=options.study, storage=storage, sampler=sampler, load_if_exists=True,
+                                   directions=["maximize", "minimize"])
+    except (SQLAlchemyError, ImportError, ValueError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise EdgeEmnistError(f"cannot open the study at {options.storage_url}: {reason}") from None
+
+
+LOCK_WAIT_S = 30  # a second worker waits this long for SQLite's lock before it gives up ("database is locked")
+
+
+def _engine_kwargs(url: str) -> dict:
+    return {"connect_args": {"timeout": LOCK_WAIT_S}} if url.startswith("sqlite") else {}
+
+
+def _violations(trial) -> list[float]:
+    """Above 0 where a trial breaks a limit (the constraints it set)."""
+    return list((trial.constraints or {}).values()) or [0.0]
+
+
+def run_search(options: SearchOptions, *, data_dir=None, cache_dir=None, machine=None, log=print) -> list[dict]:
+    """Run `options.trials` more trials; returns the front (non-dominated trials that meet the limits)."""
+    options.validate()
+    if getattr(machine, "target", "").startswith("qemu"):
+        raise EdgeEmnistError("an emulated CPU times QEMU, not the CPU: search on this machine or a device (--ssh)")
+    study = open_study(options)
+    done_before = len(study.trials)
+    for _ in range(options.trials):
+        trial = study.ask()
+        try:
+            accuracy, p90 = _evaluate(trial, options, data_dir, cache_dir, machine)
+        except BaseException:  # an error or Ctrl-C: the trial is recorded as failed, never left running
+            study.tell(trial, state=_failed())
+            raise
+        study.tell(trial, [accuracy, p90])
+        log(_trial_line(study, trial.number, accuracy, p90, options))
+    front = front_of(study, options)
+    log(f"{len(study.trials) - done_before} trials run, {len(study.trials)} in the study; front: {len(front)} trials "
+        f"(view it: optuna-dashboard {options.storage_url})")
+    return front
+
+
+def _failed():
+    import optuna
+
+    return optuna.trial.TrialState.FAIL
+
+
+def _evaluate(trial, options: SearchOptions, data_dir, cache_dir, machine) -> tuple[float, float]:
+    from edge_emnist.runs import TrainConfig
+    from edge_emnist.train import train
+
+    shape = shape_of(trial)
+    run = options.out / "trials" / f"trial-{trial.number:04d}"
+    config = TrainConfig(arch="edgenet", dataset=options.dataset, epochs=options.epochs, batch_size=options.batch_size,
+                         patience=options.epochs, seed=options.seed + trial.number, augment="off",
+                         train_limit=options.train_limit, model_options=shape)
+    metrics = train(config, run, resume=(run / "config.json").exists(), data_dir=data_dir, cache_dir=cache_dir,
+                    verbose=0, evaluate_test=False)
+    model_file = _float32_tflite(run, metrics)
+    records = bench([model_file], BenchOptions(runtimes=("litert",), threads=(options.threads,), batches=(1,),
+                                                runs=options.runs, warmup=min(50, options.runs), accuracy=False,
+                                                yardstick=False, results=options.out / "latency.jsonl"),
+                    machine=machine, log=lambda _: None)
+    measured = [r for r in records if r.get("latency")]
+    if not measured:
+        raise EdgeEmnistError(f"trial {trial.number}: the runner measured nothing ({records[-1].get('failed')})")
+    accuracy, p90 = float(metrics["val_accuracy"]), float(measured[0]["latency"]["p90_ms"])
+    violations = [p90 - options.max_latency_ms if options.max_latency_ms else 0.0,
+                  options.min_accuracy - accuracy if options.min_accuracy is not None else 0.0]
+    trial.set_constraint("latency", violations[0])
+    trial.set_constraint("accuracy", violations[1])
+    for key, value in {"shape": {k: list(v) if isinstance(v, tuple) else v
+                                                            for k, v in shape.items()},
+                       "params": metrics["trainable_params"], "run": str(run), "target": measured[0]["target"],
+                       "model": str(model_file)}.items():
+        trial.set_user_attr(key, value)
+    return accuracy, p90
+
+
+def _float32_tflite(run: Path, metrics: dict) -> Path:
+    """The trial's best weights as a float32 .tflite (what its latency is measured on)."""
+    from edge_emnist.data.registry import get_dataset
+    from edge_emnist.export.tflite import convert
+    from edge_emnist.optimize.rebuild import build_model
+    from edge_emnist.runs import open_run
+
+    opened = open_run(run)
+    path = run / "model.tflite"
+    convert(build_model(opened, get_dataset(opened.config.dataset).num_classes), path, quantize="none",
+            representative=None)
+    return path
+
+
+def front_of(study, options: SearchOptions) -> list[dict]:
+    """The non-dominated finished trials that meet the limits, fastest first."""
+    import optuna
+
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    feasible = [t for t in finished if max(_violations(t)) <= 0]
+    front = [t for t in feasible if not any(_dominates(o, t) for o in feasible)]
+    return sorted(({"trial": t.number, "accuracy": t.values[0], "p90_ms": t.values[1], **t.user_attrs}
+                   for t in front), key=lambda row: row["p90_ms"])
+
+
+def _dominates(a, b) -> bool:
+    return (a.values[0] >= b.values[0] and a.values[1] <= b.values[1]) and a.values != b.values
+
+
+def _trial_line(study, number: int, accuracy: float, p90: float, options: SearchOptions) -> str:
+    trial = study.trials[number]
+    shape = trial.user_attrs["shape"]
+    best = front_of(study, options)
+    top = max(best, key=lambda row: row["accuracy"]) if best else None
+    limits = "" if max(_violations(trial)) <= 0 else " (breaks a limit)"
+    return (f"trial {number}: width {shape['width']:g} depth {shape['depths'][0]} k{shape['kernels'][0]} "
+            f"{'separable' if shape['separable'] else 'conv'} head {shape['head']} ({trial.user_attrs['params']:,} "
+            f"params): val {accuracy:.4f}, p90 {p90:.4f} ms{limits}; best so far "
+            + (f"{top['accuracy']:.4f} at {top['p90_ms']:.4f} ms (trial {top['trial']})" if top and
+               not math.isnan(top["accuracy"]) else "none within the limits"))
+
+
+def front_lines(front: list[dict]) -> list[str]:
+    """What `search` prints at the end: the front, fastest first, with where each trial's run is."""
+    return [f"front: trial {r['trial']} {r['shape']} val {r['accuracy']:.4f} p90 {r['p90_ms']:.4f} ms -> {r['run']}"
+            for r in front]

@@ -1,0 +1,87 @@
+"""`edge-emnist search`: trials train, convert and time edgenet shapes; the study resumes from its database; bad
+storage, a locked database and zero trials are one-line errors."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from edge_emnist.cli import main
+from edge_emnist.data.registry import get_dataset
+from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.search import SearchOptions, open_study, run_search
+from tests.conftest import write_tiny
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    write_tiny(get_dataset("mnist"), tmp_path / "data", counts={"train": 300, "test": 50}, noise=90)
+    return tmp_path / "data"
+
+
+def _argv(data, out, trials="2", *extra):
+    return ["search", "--dataset", "mnist", "--trials", trials, "--epochs", "1", "--train-limit", "200",
+            "--batch-size", "32", "--runs", "20", "--out", str(out), "--data-dir", str(data), *extra]
+
+
+@pytest.mark.slow
+def test_a_search_runs_trials_on_the_target_and_resumes_from_its_study(tiny, tmp_path, capsys):
+    out = tmp_path / "search"
+    assert main(_argv(tiny, out, "2", "--max-latency-ms", "50")) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("\ntrial ") + printed.startswith("trial ") == 2 and "best so far" in printed
+    assert "optuna-dashboard sqlite:///" in printed and "front: trial" in printed
+    assert (out / "study.db").exists() and (out / "trials" / "trial-0000" / "model.tflite").exists()
+    # the trials selected on validation only: no test figures were computed
+    import json
+
+    metrics = json.loads((out / "trials" / "trial-0000" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] is None and metrics["val_accuracy"] > 0
+    assert main(_argv(tiny, out, "1")) == 0  # a second call adds to the same study
+    assert "1 trials run, 3 in the study" in capsys.readouterr().out
+    # a limit nothing meets: the trial says so, and the front holds only trials within the limits
+    assert main(_argv(tiny, out, "1", "--max-latency-ms", "0.000001", "--study", "strict")) == 0
+    printed = capsys.readouterr().out
+    assert "(breaks a limit)" in printed and "none within the limits" in printed and "front: 0 trials" in printed
+
+
+def test_zero_trials_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "--trials", "0"])
+    assert exit_.value.code == 2 and "must be a positive integer" in capsys.readouterr().err
+    with pytest.raises(EdgeEmnistError, match="at least 1"):
+        SearchOptions(trials=0).validate()
+
+
+@pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:9/none", "mysql://nobody@127.0.0.1:9/none",
+                                 "nosuchdb://x"])
+def test_an_unreachable_storage_is_one_line(tiny, tmp_path, capsys, url):
+    code = main(_argv(tiny, tmp_path / "s", "1", "--storage", url))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith(f"edge-emnist: error: cannot open the study at {url}")
+
+
+def test_a_locked_study_database_is_one_line(tiny, tmp_path, monkeypatch, capsys):
+    from edge_emnist import search
+
+    out = tmp_path / "s"
+    open_study(SearchOptions(out=out))  # the database exists
+    holder = sqlite3.connect(out / "study.db")
+    holder.execute("BEGIN EXCLUSIVE")  # another process writing, for longer than a worker waits
+    monkeypatch.setattr(search, "LOCK_WAIT_S", 0.5)
+    try:
+        code = main(_argv(tiny, out, "1"))
+    finally:
+        holder.rollback()
+        holder.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "database is locked" in err[-1] and err[-1].startswith("edge-emnist: error:")
+
+
+def test_an_emulated_target_times_qemu_and_is_refused(tmp_path):
+    class Emulated:
+        target = "qemu-aarch64:cortex-a76"
+
+    with pytest.raises(EdgeEmnistError, match="emulated CPU times QEMU"):
+        run_search(SearchOptions(out=tmp_path), machine=Emulated())
