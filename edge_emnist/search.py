@@ -138,7 +138,7 @@ def _evaluate(trial, options: SearchOptions, data_dir, cache_dir, machine) -> tu
     model_file = _float32_tflite(run, metrics)
     records = bench([model_file], BenchOptions(runtimes=("litert",), threads=(options.threads,), batches=(1,),
                                                 runs=options.runs, warmup=min(50, options.runs), accuracy=False,
-                                                yardstick=False, results=options.out / "latency.jsonl"),
+                                                yardstick=False, results=options.out / "latency.jsonl", progress=False),
                     machine=machine, log=lambda _: None)
     measured = [r for r in records if r.get("latency")]
     if not measured:

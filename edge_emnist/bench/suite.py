@@ -57,6 +57,7 @@ class BenchOptions:
     results: Path = option(USER_RESULTS, help=f"JSONL file to append to (the committed measurements are "
                                               f"{COMMITTED_RESULTS})")
     profile: bool = option(False, help="time every operator at batch 1 instead (device.profiles)", cli=False)
+    progress: bool = option(True, help="a progress bar on the terminal", cli=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.runtimes, str):
@@ -206,7 +207,7 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
                 if options.accuracy and not options.profile else {})
         placed = machine.place(sorted({a for a, _ in jobs}) + list(data.values()))
         for artifact, threads in tqdm(jobs, desc="profile" if options.profile else "bench", unit="setting",
-                                      disable=not jobs):
+                                      disable=not jobs or not options.progress):
             card = cards[artifact]
             dataset = data.get(card.get("dataset"))
             try:
