@@ -50,8 +50,7 @@ def _shown(value: Any) -> str:
 
 
 def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, config: type,
-                names: Iterable[str] | None = None, *, defaults: dict[str, Any] | None = None,
-                required: Iterable[str] = ()) -> None:
+                names: Iterable[str] | None = None, *, defaults: dict[str, Any] | None = None) -> None:
     """One argument per field of `config` (or of `names`, in that order); `defaults` overrides a field's default
     for this command only (and its help says so)."""
     fields = {f.name: f for f in dataclasses.fields(config) if f.metadata.get("cli", False)}
@@ -85,7 +84,7 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, confi
         elif meta["nargs"]:
             kwargs["nargs"] = meta["nargs"]
             kwargs["type"] = meta["type"]
-        if name in required or default is _MISSING:
+        if default is _MISSING:  # a field without a default is a required option
             kwargs["required"] = True
         else:
             kwargs["default"] = default

@@ -58,6 +58,7 @@ def card_problem(card: dict) -> str | None:
 
 
 REFUSED = "refused.jsonl"  # in an export folder: the artifacts that missed their parity bar, with the numbers
+CARD_OK, CARD_MISSING, CARD_OF_ANOTHER_FILE = "ok", "missing", "another file"  # checked_card's verdicts
 
 
 def card_path(artifact: Path) -> Path:
@@ -121,9 +122,6 @@ def checked_card(artifact: Path, sha256: str) -> tuple[dict | None, str]:
     if wrong:
         raise EdgeEmnistError(f"{artifact}: {wrong}; export the artifact again (its card must describe it)")
     return card, CARD_OK
-
-
-CARD_OK, CARD_MISSING, CARD_OF_ANOTHER_FILE = "ok", "missing", "another file"
 
 
 def find_card(name: str, folders: Iterable[Path]) -> dict | None:

@@ -92,26 +92,32 @@ class PickOptions:
     allow_uncarded: bool = option(False, help="also consider files that were measured without a current model card")
 
 
-def stale_reason(record: dict, artifact_dirs: Sequence[Path] | None) -> str | None:
+def stale_reason(record: dict, artifact_dirs: Sequence[Path] | None, checked: dict | None = None) -> str | None:
     """Why a measurement no longer describes a shippable file: the artifact is gone, it changed since, or its card
-    now contradicts it. `artifact_dirs` None: where the record says it was measured (measured_where)."""
-    from edge_emnist.device.cards import card_mismatch, read_card
-    from edge_emnist.device.files import sha256_file
-    from edge_emnist.device.runtimes import model_io
-
+    now contradicts it. `artifact_dirs` None: where the record says it was measured (measured_where). `checked`
+    keeps the verdict per file and measured sha256, so one file measured in several settings is read once."""
     folders = measured_where(record) if artifact_dirs is None else artifact_dirs
     found = next((Path(d) / record["artifact"] for d in folders if (Path(d) / record["artifact"]).is_file()), None)
     if found is None:
         return (f"{record['artifact']} is not in {', '.join(map(str, folders))} any more"
                 + (" (pass --exported DIR where it is)" if artifact_dirs is None else ""))
-    measured = record.get("artifact_sha256")
+    key = (found, record.get("artifact_sha256"))
+    checked = {} if checked is None else checked
+    if key not in checked:
+        checked[key] = _file_problem(*key)
+    return checked[key]
+
+
+def _file_problem(found: Path, measured: str | None) -> str | None:
+    from edge_emnist.device.cards import card_mismatch, read_card
+    from edge_emnist.device.files import sha256_file
+    from edge_emnist.device.runtimes import model_io
+
     if measured and sha256_file(found) != measured:
         return f"{found} changed after it was measured (sha256 differs): bench it again"
     card = read_card(found)
     wrong = card and card_mismatch(card, model_io(found))
-    if wrong:
-        return f"{found}: {wrong}"
-    return None
+    return f"{found}: {wrong}" if wrong else None
 
 
 def _one(pool: list[dict], key: str, option: str, what: str) -> None:
@@ -160,7 +166,8 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
         if artifact_dirs is not None:
             pool, replaced = drop_superseded(pool, artifact_dirs)
             stale += [f"{r['artifact']} was exported again after this measurement" for r in replaced]
-        reasons = {id(r): stale_reason(r, artifact_dirs) for r in pool}
+        checked: dict = {}
+        reasons = {id(r): stale_reason(r, artifact_dirs, checked) for r in pool}
         stale += [reasons[id(r)] for r in pool if reasons[id(r)]]
         pool = [r for r in pool if not reasons[id(r)]]
         if not pool:
