@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true",
                         help="let TensorFlow, LiteRT and ONNX Runtime print their own start-up and info lines")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    data_commands(commands, _command, _data_options)
+    data_commands(commands, _command)
     _machine_commands(commands)
     _training_commands(commands)
     _measurement_commands(commands)

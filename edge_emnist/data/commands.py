@@ -114,8 +114,9 @@ def cmd_data_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def data_commands(commands, command, data_options) -> None:
-    """The `data` command group; `command` and `data_options` are the CLI's own helpers (one look for every command)."""
+def data_commands(commands, command) -> None:
+    """The `data` command group; `command` is the CLI's own helper (one look for every command, data options
+    included)."""
     data = commands.add_parser("data", help="list, verify, download and look at datasets",
                                description="Datasets: EMNIST (six splits), MNIST and KMNIST.")
     sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
