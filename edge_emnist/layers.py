@@ -12,10 +12,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models",),  # the architectures, built by tf_keras or Keras 3
     ("keras3",),  # the training engine: backend, devices, precision, optimizers
     ("runs",),  # a run's schema and folder
+    ("distill",),  # teachers checked against a student run; the distillation wrapper and loss
     ("train", "optimize"),  # the training loop; pruning and QAT fine-tuning
     ("export", "bench", "demo"),  # artifacts and cards; measuring them; the browser demo
     ("robustness",),
     ("report",),
     ("sweep", "pipeline", "doctor", "search"),
+    ("train_commands",),  # train, sweep, distill, prune, qat on the command line
     ("cli",),
 )

@@ -36,7 +36,7 @@ from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.keras3 import DISTRIBUTE, INITIALIZERS, LR_SCHEDULES, MIXED_PRECISION, OPTIMIZERS
 from edge_emnist.models import create_model, list_models, model_entry, shape_tag
-from edge_emnist.options import option, positive_float, positive_int
+from edge_emnist.options import fraction, option, positive_float, positive_int
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
@@ -77,6 +77,39 @@ def augment_spec(text: str) -> str:
     return text
 
 
+def teacher_list(text: str) -> tuple[str, ...]:
+    """--teacher's type: RUN[,RUN...], at least one."""
+    import argparse
+
+    runs = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not runs:
+        raise argparse.ArgumentTypeError("name at least one teacher run folder")
+    return runs
+
+
+@dataclass
+class DistillConfig:
+    """Knowledge distillation (`distill`): the student learns the teachers' softened answers and the labels.
+
+    loss = (1 - soft_weight) x cross-entropy(labels) + soft_weight x T^2 x KL(teachers_T || student_T), where _T is a
+    softmax of the logits divided by the temperature T and an ensemble's softened answers are averaged (Hinton et
+    al. 2015; T^2 keeps the soft term's gradients on the scale of the hard one's whatever T is)."""
+
+    teachers: tuple[str, ...] = option((), flag="--teacher", type=teacher_list, metavar="RUN[,RUN...]",
+                                       help="trained run folder(s) of the same dataset; several make an ensemble")
+    temperature: float = option(4.0, type=positive_float, help="softens the answers: higher shows more of the "
+                                                               "teachers' second choices")
+    soft_weight: float = option(0.5, type=fraction, help="share of the loss from the teachers' answers (0 = labels only)")
+
+    def validate(self) -> None:
+        if not self.teachers:
+            raise EdgeEmnistError("distillation needs at least one --teacher run")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise EdgeEmnistError(f"temperature must be a positive finite number, got {self.temperature}")
+        if not 0 <= self.soft_weight <= 1:  # False for nan too
+            raise EdgeEmnistError(f"soft weight must be between 0 and 1, got {self.soft_weight}")
+
+
 @dataclass
 class TrainConfig:
     """One training run's settings: what `train` and `sweep` offer on the command line, what config.json keeps."""
@@ -111,6 +144,8 @@ class TrainConfig:
                                   "TensorFlow: MirroredStrategy); mirrored = over every device, CPUs too")
     model_options: dict = option(default_factory=dict, help="architecture options (resnet50: channels, input_size)",
                                  cli=False)
+    # distill: DistillConfig's fields plus each teacher's weights sha256 (what the student learned from)
+    distill: dict | None = option(None, help="distillation settings", cli=False)
     lr_schedule: str = option("constant", choices=lambda: LR_SCHEDULES,
                               help="constant (the study's); plateau: halve the LR after 2 epochs without "
                                    "validation-loss gain (--resume --lr-schedule plateau switches it on for the rest "
@@ -159,8 +194,9 @@ def input_batches(images: np.ndarray, labels: np.ndarray, config: TrainConfig, *
 def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
     """runs/<arch>[<shape>]-<dataset>-<optimizer>-<init>-lr<lr>-s<seed>: two shapes of one family never share one."""
     shape = shape_tag(config.arch, config.model_options)
-    return root / (f"{config.arch}{shape}-{config.dataset}-{config.optimizer}-{config.init}-lr{config.lr:g}"
-                   f"-s{config.seed}")
+    distilled = f"-kd{len(config.distill['teachers'])}-t{config.distill['temperature']:g}" if config.distill else ""
+    return root / (f"{config.arch}{shape}-{config.dataset}{distilled}-{config.optimizer}-{config.init}"
+                   f"-lr{config.lr:g}-s{config.seed}")
 
 
 def summary_line(m: dict, run_dir: Path) -> str:
@@ -305,10 +341,13 @@ def check_finite(row: dict, stage: str = "training") -> None:
                               "was saved; try a lower --lr")
 
 
-def optimization_tag(sparsity: float | None, m_by_n, qat: bool) -> str:
-    """Short suffix naming the optimizations, for run and artifact names: '', 'p50', 'p50-qat', '2of4-qat'."""
+def optimization_tag(sparsity: float | None, m_by_n, qat: bool, structured: float | None = None) -> str:
+    """Short suffix naming the optimizations, for run and artifact names: '', 'p50', 'p50-qat', '2of4-qat', and
+    's50' for half the filters removed (structured)."""
     parts = []
-    if m_by_n:
+    if structured:
+        parts.append(f"s{round(100 * structured)}")
+    elif m_by_n:
         parts.append(f"{m_by_n[0]}of{m_by_n[1]}")
     elif sparsity:
         parts.append(f"p{round(100 * sparsity)}")
@@ -337,9 +376,19 @@ class Run:
         return bool(self.optimization.get("pruning"))
 
     @property
+    def filter_plan(self) -> dict[str, int] | None:
+        """Structured pruning's {layer: filters kept}: the narrowed architecture the weights belong to."""
+        return (self.optimization.get("pruning") or {}).get("plan")
+
+    @property
+    def has_zeros(self) -> bool:
+        """Magnitude pruning left zeros that QAT must keep (structured pruning removed its filters instead)."""
+        return self.pruned and not self.filter_plan
+
+    @property
     def tag(self) -> str:
         pruning = self.optimization.get("pruning") or {}
-        return optimization_tag(pruning.get("sparsity"), pruning.get("m_by_n"), self.qat)
+        return optimization_tag(pruning.get("sparsity"), pruning.get("m_by_n"), self.qat, pruning.get("structured"))
 
 
 def check_run_folder(path: str | Path) -> Path:

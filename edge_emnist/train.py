@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist import keras3
+from edge_emnist import distill, keras3
 from edge_emnist.data import load_dataset
 from edge_emnist.device.files import sha256_file
 from edge_emnist.errors import EdgeEmnistError
@@ -67,8 +67,9 @@ def epoch_line(row: dict, config: TrainConfig, elapsed: float, history: list[dic
 
 
 def make_epoch_callback(keras, run_dir: Path, history: list[dict], config: TrainConfig, verbose: int,
-                        started: float):
-    """After every epoch: append history, save last/best weights and the resumable checkpoint, print one line."""
+                        started: float, student=None):
+    """After every epoch: append history, save last/best weights and the resumable checkpoint, print one line.
+    `student`: the model whose weights the run keeps when fit trains a wrapper around it (distillation)."""
 
     class EpochCheckpoint(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -86,9 +87,10 @@ def make_epoch_callback(keras, run_dir: Path, history: list[dict], config: Train
             }
             check_finite(row)
             history.append(row)
+            kept = student or self.model
             if best_epoch(history) is row:
-                save_weights(self.model, run_dir / "best.weights.h5")
-            save_weights(self.model, run_dir / "last.weights.h5")
+                save_weights(kept, run_dir / "best.weights.h5")
+            save_weights(kept, run_dir / "last.weights.h5")
             # The history before the checkpoint: a crash between the two leaves a row past the checkpoint, which
             # --resume drops as it re-runs that epoch (the other order lost the epoch's row for good).
             write_history(run_dir, history)
@@ -158,24 +160,32 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
         with scope:
             model = create_model(config.arch, data.spec.num_classes, keras=keras, **config.model_options)
             reinitialize(keras, model, config.init, config.seed)
-            model.compile(optimizer=OPTIMIZERS[config.optimizer](keras, config.lr, config.momentum),
-                          loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                          jit_compile=keras3.jit_compile(backend))
-            initial_epoch = _resume_state(model, run_dir, history, resume)
+            fitted, loss, metric = model, "sparse_categorical_crossentropy", "accuracy"
+            if config.distill:  # fit trains the student inside a wrapper that also runs the teachers
+                teachers = distill.teacher_models(keras, distill.recorded_teachers(config.distill),
+                                                  data.spec.num_classes)
+                fitted, loss, metric = distill.distiller(keras, model, teachers, data.spec.num_classes,
+                                                         config.distill)
+            fitted.compile(optimizer=OPTIMIZERS[config.optimizer](keras, config.lr, config.momentum),
+                           loss=loss, metrics=[metric], jit_compile=keras3.jit_compile(backend))
+            initial_epoch = _resume_state(fitted, run_dir, history, resume)
             save_config(config, run_dir)
-            callbacks = [make_epoch_callback(keras, run_dir, history, config, verbose, started)]
+            callbacks = [make_epoch_callback(keras, run_dir, history, config, verbose, started, student=model)]
             if LR_SCHEDULES[config.lr_schedule]:  # after the checkpoint callback, which logs the epoch's own LR
                 callbacks.append(LR_SCHEDULES[config.lr_schedule](keras))
             if initial_epoch < config.epochs and not should_stop(history, config.patience):
                 if verbose:
                     devices = ", ".join(keras3.accelerators(backend)) or "CPU"
-                    print(f"training {config.arch} on {config.dataset} with Keras {keras.__version__} on {backend} "
+                    taught = (f" distilled from {len(config.distill['teachers'])} teacher(s) at T "
+                              f"{config.distill['temperature']:g}" if config.distill else "")
+                    print(f"training {config.arch}{taught} on {config.dataset} with Keras {keras.__version__} on "
+                          f"{backend} "
                           f"({devices}, {policy}, {replicas} replica{'s' * (replicas > 1)}), "
                           f"epochs {initial_epoch + 1}-{config.epochs}, patience {config.patience} -> {run_dir}",
                           flush=True)
                 train_batches = input_batches(x_train, y_train, config, train=True, epoch=initial_epoch, pad_to=pad_to)
                 val_batches = input_batches(x_val, y_val, config, pad_to=pad_to)
-                model.fit(keras3.batches_for_keras(keras, train_batches, workers),
+                fitted.fit(keras3.batches_for_keras(keras, train_batches, workers),
                           validation_data=keras3.batches_for_keras(keras, val_batches),
                           epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
                           shuffle=False)

@@ -17,9 +17,11 @@ from edge_emnist.device.files import sha256_file
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import save_weights
 from edge_emnist.keras3 import batches_for_keras
+from edge_emnist.models.cost import macs, trainable_params
 from edge_emnist.optimize import prune as pruning
 from edge_emnist.optimize.qat import calibrate_ranges, quantize_wrap
 from edge_emnist.optimize.rebuild import build_model
+from edge_emnist.optimize.structured import prune_filters
 from edge_emnist.runs import (
     Run,
     calibration_sample,
@@ -35,9 +37,10 @@ CALIBRATION_IMAGES = 512  # train images that set the activation ranges before Q
 
 
 def default_output(source: str | Path, prune: pruning.PruneConfig | None, qat: bool) -> Path:
-    """RUN-p50, RUN-2of4, RUN-qat, RUN-p50-qat beside the source run."""
+    """RUN-p50, RUN-2of4, RUN-s50 (structured), RUN-qat, RUN-p50-qat beside the source run."""
     source = Path(source)
-    tag = optimization_tag(prune.sparsity if prune else None, prune.m_by_n if prune else None, qat)
+    tag = optimization_tag(prune.sparsity if prune else None, prune.m_by_n if prune else None, qat,
+                           prune.structured if prune else None)
     return source.with_name(f"{source.name}-{tag}")
 
 
@@ -72,13 +75,25 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     val_ds = batches_for_keras(keras, input_batches(x_val, y_val, run.config))
     model = build_model(run, data.spec.num_classes)
     history = []
+    filters = None
 
-    if prune:
+    if prune and prune.structured:
+        before = {"params": trainable_params(model), "macs": macs(model)}
+        model, plan, widths = prune_filters(model, prune.structured, prune.criterion)
+        filters = {"plan": plan, "filters_before": widths, "params_before": before["params"],
+                   "macs_before": before["macs"], "params": trainable_params(model), "macs": macs(model)}
+        if verbose:
+            print(f"structured pruning: {sum(plan.values())} of {sum(widths.values())} filters kept in {len(plan)} "
+                  f"layers; parameters {before['params']:,} -> {filters['params']:,}, MACs {before['macs']:,} -> "
+                  f"{filters['macs']:,}; fine-tuning {epochs} epochs", flush=True)
+        history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "structured", [])
+    elif prune:
         steps = math.ceil(len(y_train) / batch) * epochs
         model = pruning.wrap_for_pruning(model, prune, steps)
         history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "prune", [_pruning_step()])
         model = pruning.strip(model)
-    keeps_zeros = bool(prune) or run.pruned  # QAT after pruning must not refill the pruned weights
+    # QAT after magnitude pruning must not refill the pruned weights (structured pruning left none)
+    keeps_zeros = bool(prune and not prune.structured) or run.has_zeros
     calibrated = {}
     if qat:
         float_model, model = model, quantize_wrap(model, prune_preserving=keeps_zeros)
@@ -94,8 +109,10 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         "source": str(run.path),
         "source_tag": run.tag,
         "source_weights_sha256": sha256_file(run.weights),
-        "pruning": ({"sparsity": prune.sparsity, "schedule": prune.schedule,
-                     "m_by_n": list(prune.m_by_n) if prune.m_by_n else None, "epochs": epochs} if prune
+        "pruning": (({"structured": prune.structured, "criterion": prune.criterion, "epochs": epochs, **filters}
+                     if filters else
+                     {"sparsity": prune.sparsity, "schedule": prune.schedule,
+                      "m_by_n": list(prune.m_by_n) if prune.m_by_n else None, "epochs": epochs}) if prune
                     else run.optimization.get("pruning")),  # a pruned source passes its pruning on
         "qat": {"epochs": qat_epochs or epochs, "prune_preserving": keeps_zeros,
                 "calibrated_ranges": len(calibrated), "calibration_images": CALIBRATION_IMAGES} if qat else None,
@@ -108,6 +125,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         "source_val_accuracy": run.metrics.get("val_accuracy"),
         "source_test_accuracy": run.metrics.get("test_accuracy"),
         "sparsity": report,
+        "filters": filters or (run.metrics.get("filters") if run.filter_plan else None),
         "data": data.provenance.to_dict(),
     }
     _write_run(output, run, model, optimization, metrics)

@@ -48,12 +48,23 @@ def sparsity_report(model) -> dict:
 
 def report_lines(metrics: dict, output) -> list[str]:
     """What `prune`/`qat` print: every kernel's zeros, the total, and the accuracy against the source run's."""
-    sparsity = metrics["sparsity"]
+    sparsity, filters = metrics["sparsity"], metrics.get("filters")
+    if filters:  # structured: what was removed, not zeros
+        lines = [f"{'layer':<40} {'filters':>10} {'kept':>10}"]
+        lines += [f"{name:<40} {filters['filters_before'][name]:>10,} {kept:>10,}"
+                  for name, kept in filters["plan"].items()]
+        lines.append(f"parameters {filters['params_before']:,} -> {filters['params']:,}, MACs "
+                     f"{filters['macs_before']:,} -> {filters['macs']:,} "
+                     f"({filters['macs_before'] / max(filters['macs'], 1):.2f}x fewer)")
+        return [*lines, _accuracy_line(metrics, output)]
     lines = [f"{'layer':<40} {'zeros':>10} {'weights':>10} {'sparsity':>9}"]
     lines += [f"{name:<40} {layer['zeros']:>10,} {layer['size']:>10,} {layer['sparsity']:>9.1%}"
               for name, layer in sparsity["layers"].items()]
     lines.append(f"{'total':<40} {sparsity['zeros']:>10,} {sparsity['kernel_weights']:>10,} {sparsity['total']:>9.1%}")
+    return [*lines, _accuracy_line(metrics, output)]
+
+
+def _accuracy_line(metrics: dict, output) -> str:
     source = metrics.get("source_test_accuracy")
     before = f" (source {source:.4f})" if source is not None else ""
-    lines.append(f"validation {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}{before} -> {output}")
-    return lines
+    return f"validation {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}{before} -> {output}"

@@ -1,19 +1,22 @@
-"""A finished run's model as tf_keras builds it for fine-tuning and export: its architecture, the QAT wrappers its
-optimization.json names, and its best weights."""
+"""A finished run's model as tf_keras builds it for fine-tuning and export: its architecture (narrowed by a
+structured pruning plan), the QAT wrappers its optimization.json names, and its best weights."""
 
 from __future__ import annotations
 
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.models import create_model
 from edge_emnist.optimize.qat import quantize_wrap
+from edge_emnist.optimize.structured import narrow
 from edge_emnist.runs import Run
 
 
 def build_model(run: Run, num_classes: int):
     """The run's architecture with its wrappers, weights loaded; a weights/architecture mismatch is one line."""
     model = create_model(run.config.arch, num_classes, **run.config.model_options)
+    if run.filter_plan:
+        model = narrow(model, run.filter_plan)
     if run.qat:
-        model = quantize_wrap(model, prune_preserving=run.pruned)
+        model = quantize_wrap(model, prune_preserving=run.has_zeros)
     try:
         model.load_weights(str(run.weights))
     except (ValueError, KeyError) as error:

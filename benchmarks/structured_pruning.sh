@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Structured against magnitude pruning (issue 24): half the filters of every prunable layer removed
+# (`prune --structured 0.5`, fine-tuned), against the committed magnitude-pruned (p50) and unpruned runs of the
+# same architecture; each exported as float32 and int8 .tflite/.onnx and benched at batch 1, 1 thread, beside
+# the shipped LeNet-5 float32 .tflite in the same call (the issue's latency yardstick). Appends to RESULTS.
+#
+#   EDGE_EMNIST_DATA=../shared/data bash benchmarks/structured_pruning.sh [RESULTS] [EPOCHS] [ARCH...]
+#
+# Runs and artifacts go to runs/structured/ (a finished pruning is skipped; nothing here is committed but the
+# records). Sources: benchmarks/results/runs/ (the runs the shipped artifacts came from).
+set -euo pipefail
+results=${1:-runs/structured/bench.jsonl}
+epochs=${2:-8}
+shift $(( $# > 2 ? 2 : $# ))
+archs=("${@:-lenet5 simple_cnn custom_vgg}")
+archs=(${archs[*]})
+src=benchmarks/results/runs
+out=runs/structured
+declare -A source=([lenet5]=lenet5-emnist-bymerge-aug [simple_cnn]=simple_cnn-emnist-bymerge-aug
+                   [custom_vgg]=custom_vgg-emnist-bymerge [custom_resnet]=custom_resnet-emnist-bymerge)
+declare -A magnitude=([lenet5]=lenet5-emnist-bymerge-aug-p50 [simple_cnn]=simple_cnn-emnist-bymerge-aug-p50
+                      [custom_vgg]=custom_vgg-emnist-bymerge-p50 [custom_resnet]=custom_resnet-emnist-bymerge-p50)
+mkdir -p "$out"
+artifacts=()
+for arch in "${archs[@]}"; do
+  run="$out/${source[$arch]}-s50"
+  [ -f "$run/metrics.json" ] || edge-emnist prune "$src/${source[$arch]}" --structured 0.5 --epochs "$epochs" \
+      --lr 1e-3 --output "$run"
+  for variant in "$src/${source[$arch]}" "$src/${magnitude[$arch]}" "$run"; do
+    for quantize in none int8; do
+      # a post-training int8 that misses its parity bar is refused (and recorded in refused.jsonl): go on
+      edge-emnist export "$variant" --quantize "$quantize" --out-dir "$out/exported/$arch" --force || [ $? -eq 1 ]
+    done
+  done
+  artifacts+=("$out/exported/$arch")
+done
+edge-emnist bench exported/lenet5-emnist-bymerge-fp32.tflite "${artifacts[@]}" --threads 1 --batch 1 \
+    --runtime litert,ort --results "$results"
