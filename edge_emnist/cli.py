@@ -201,9 +201,18 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from edge_emnist.search import front_lines, run_search
 
-    front = run_search(from_args(SearchOptions, args), data_dir=args.data_dir, cache_dir=args.cache_dir,
-                       machine=_machine(args), log=lambda line: print(line, flush=True))
+    options, machine, log = from_args(SearchOptions, args), _machine(args), lambda line: print(line, flush=True)
+    front = run_search(options, data_dir=args.data_dir, cache_dir=args.cache_dir, machine=machine, log=log)
     print("\n".join(front_lines(front)))
+    if options.finalists and front:
+        from edge_emnist.search import train_finalists
+
+        done = train_finalists(front, options, data_dir=args.data_dir, cache_dir=args.cache_dir, machine=machine,
+                               log=log)
+        print("\n".join(f"finalist trial {f['trial']}: val {f['val_accuracy']:.4f}, test {f['test_accuracy']:.4f} "
+                         f"-> {f['run']}" for f in done["finalists"]))
+        print(f"{len(done['artifacts'])} artifacts ({done['refused']} refused) benched into {done['results']}; "
+              f"report: {done['report']}")
     return 0
 
 

@@ -99,7 +99,8 @@ class DistillConfig:
                                        help="trained run folder(s) of the same dataset; several make an ensemble")
     temperature: float = option(4.0, type=positive_float, help="softens the answers: higher shows more of the "
                                                                "teachers' second choices")
-    soft_weight: float = option(0.5, type=fraction, help="share of the loss from the teachers' answers (0 = labels only)")
+    soft_weight: float = option(0.5, type=fraction,
+                                help="share of the loss from the teachers' answers (0 = labels only)")
 
     def validate(self) -> None:
         if not self.teachers:

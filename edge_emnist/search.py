@@ -7,6 +7,11 @@ split; no trial touches the test split. Two objectives, validation accuracy up a
 (NSGA-II), with the limits as constraints. The study lives in a database: an SQLite file in the output folder by
 default, so a killed search resumes and two workers on one machine share it; a database URL (PostgreSQL, MySQL)
 lets workers on many machines share one study. `optuna-dashboard <storage>` shows it.
+
+With `--finalists N`, up to N trials spread along the front are then trained to convergence (augmentation, the
+plateau schedule, early stopping; optionally distilled from `--teacher` runs), exported in every variant (.tflite
+and .onnx, float32/float16/dynamic/int8; a variant below its parity bar is recorded as refused), benched on the
+target and written to a report in OUT/report: only these winners are ever scored on the test split.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from edge_emnist.bench.suite import BenchOptions, bench
 from edge_emnist.data.registry import DATASETS, DEFAULT_DATASET
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.options import fraction, option, positive_float
+from edge_emnist.runs import teacher_list
 
 # The family's search space: what a trial may draw for each option of models/edgenet.py.
 SPACE = {
@@ -46,12 +52,20 @@ class SearchOptions:
                                                            "database URL shares one study between machines")
     study: str = option("edgenet", help="study name in the storage")
     seed: int = option(0, type=int, help="seeds the sampler and every trial's training")
+    finalists: int = option(0, help="then train this many front trials to convergence, export every variant, bench "
+                                    "them on the target and write OUT/report (0: the front only)")
+    final_epochs: int = option(40, help="finalists: maximum epochs (early stopping on validation ends them sooner)")
+    final_augment: str = option("on", metavar="SPEC", help="finalists: augmentation (train's --augment)")
+    teachers: tuple[str, ...] = option((), flag="--teacher", type=teacher_list, metavar="RUN[,RUN...]",
+                                       help="finalists: distil from these trained runs (distill's defaults)")
 
     def validate(self) -> None:
         if self.trials < 1:
             raise EdgeEmnistError("--trials must be at least 1")
         if self.min_accuracy is not None and not 0 <= self.min_accuracy <= 1:
             raise EdgeEmnistError("--min-accuracy must be a fraction between 0 and 1")
+        if self.finalists < 0 or self.final_epochs < 1:
+            raise EdgeEmnistError("--finalists must be 0 or more and --final-epochs at least 1")
 
     @property
     def storage_url(self) -> str:
@@ -202,3 +216,59 @@ def front_lines(front: list[dict]) -> list[str]:
     """What `search` prints at the end: the front, fastest first, with where each trial's run is."""
     return [f"front: trial {r['trial']} {r['shape']} val {r['accuracy']:.4f} p90 {r['p90_ms']:.4f} ms -> {r['run']}"
             for r in front]
+
+
+def spread(front: list[dict], count: int) -> list[dict]:
+    """`count` trials along the front (it is sorted fastest first): both ends and evenly between them."""
+    if count >= len(front):
+        return list(front)
+    if count == 1:
+        return [max(front, key=lambda row: row["accuracy"])]
+    step = (len(front) - 1) / (count - 1)
+    return [front[round(i * step)] for i in range(count)]
+
+
+def train_finalists(front: list[dict], options: SearchOptions, *, data_dir=None, cache_dir=None, machine=None,
+                    log=print) -> dict:
+    """The finalists stage: train, export every variant, bench on the target, report. Resumable: a finished
+    finalist is skipped, an interrupted one resumes; a re-run replaces the stage's artifacts and records."""
+    from edge_emnist.distill import check_teachers, resolved
+    from edge_emnist.export.artifacts import ExportOptions, export_run
+    from edge_emnist.report.bench_report import write_report
+    from edge_emnist.report.results import load_records
+    from edge_emnist.runs import DistillConfig, TrainConfig
+    from edge_emnist.train import train
+
+    chosen = spread(front, options.finalists)
+    exported, results = options.out / "exported", options.out / "bench.jsonl"
+    artifacts, refused, trained = [], [], []
+    for number, row in enumerate(chosen, 1):
+        run = options.out / "finalists" / f"trial-{row['trial']:04d}"
+        config = TrainConfig(arch="edgenet", dataset=options.dataset, epochs=options.final_epochs, patience=8,
+                             lr_schedule="plateau", augment=options.final_augment, seed=options.seed,
+                             model_options={k: tuple(v) if isinstance(v, list) else v for k, v in row["shape"].items()})
+        if options.teachers:
+            settings = DistillConfig(teachers=options.teachers)
+            config.distill = resolved(settings, check_teachers(config, settings))
+        log(f"finalist {number}/{len(chosen)}: trial {row['trial']} {row['shape']} (val {row['accuracy']:.4f} "
+            f"after {options.epochs} epochs) -> {run}")
+        metrics = train(config, run, resume=(run / "config.json").exists(), data_dir=data_dir, cache_dir=cache_dir,
+                        verbose=1)
+        trained.append({"trial": row["trial"], "run": str(run), "val_accuracy": metrics["val_accuracy"],
+                        "test_accuracy": metrics["test_accuracy"]})
+        for quantize in ("none", "fp16", "dynamic", "int8"):
+            # force: this stage's own folder, where a re-trained finalist replaces its earlier artifacts
+            artifacts += export_run(run, ExportOptions(quantize=quantize, out_dir=exported, force=True),
+                                    data_dir=data_dir, cache_dir=cache_dir, log=log, refused=refused)
+    if not artifacts:
+        raise EdgeEmnistError(f"every finalist's export was refused at its parity bar (see "
+                              f"{exported / 'refused.jsonl'})")
+    results.unlink(missing_ok=True)
+    bench(artifacts, BenchOptions(runtimes=("litert", "ort"), threads=(options.threads,), batches=(1,),
+                                  results=results, yardstick=False), data_dir=data_dir, cache_dir=cache_dir,
+          machine=machine, log=log)
+    report = write_report(load_records([results]), options.out / "report", card_dirs=[exported],
+                          command=f"edge-emnist report --results {results} --exported {exported} "
+                                  f"--out {options.out / 'report'}")
+    return {"finalists": trained, "artifacts": [str(p) for p in artifacts], "refused": len(refused),
+            "results": str(results), "report": str(report)}

@@ -85,3 +85,36 @@ def test_an_emulated_target_times_qemu_and_is_refused(tmp_path):
 
     with pytest.raises(EdgeEmnistError, match="emulated CPU times QEMU"):
         run_search(SearchOptions(out=tmp_path), machine=Emulated())
+
+
+@pytest.mark.slow
+def test_finalists_are_trained_exported_benched_and_reported(tiny, tmp_path, capsys):
+    out = tmp_path / "search"
+    assert main(_argv(tiny, out, "2", "--finalists", "1", "--final-epochs", "2", "--final-augment", "off")) == 0
+    printed = capsys.readouterr().out
+    assert "finalist trial " in printed and "report:" in printed
+    [run] = (out / "finalists").iterdir()
+    import json
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] is not None  # the winners, and only they, are scored on test
+    assert metrics["epochs_run"] == 2
+    exported = {p.name for p in (out / "exported").iterdir() if p.suffix in (".tflite", ".onnx")}
+    assert any(name.endswith("-fp32.tflite") for name in exported) and any(n.endswith(".onnx") for n in exported)
+    records = [json.loads(line) for line in (out / "bench.jsonl").read_text().splitlines()]
+    assert records and all(r["target"] == records[0]["target"] for r in records)
+    assert "## " in (out / "report" / "report.md").read_text()
+
+
+def test_finalists_spread_along_the_front():
+    from edge_emnist.search import spread
+
+    front = [{"trial": i, "accuracy": 0.5 + i / 10, "p90_ms": i} for i in range(5)]
+    assert [r["trial"] for r in spread(front, 3)] == [0, 2, 4]
+    assert [r["trial"] for r in spread(front, 1)] == [4]  # one finalist: the most accurate
+    assert spread(front, 9) == front
+
+
+def test_negative_finalists_are_refused():
+    with pytest.raises(EdgeEmnistError, match="--finalists"):
+        SearchOptions(finalists=-1).validate()
