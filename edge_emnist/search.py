@@ -33,6 +33,7 @@ SPACE = {
     "kernel1": (3, 5),  # the first stage's kernel (later stages: 3)
     "separable": (False, True),
     "head": (0, 32, 64),
+    "pool": ("gap", "flatten"),
 }
 
 
@@ -78,7 +79,8 @@ def shape_of(trial) -> dict:
     return {"width": trial.suggest_categorical("width", SPACE["width"]), "depths": (depth, depth, depth),
             "kernels": (trial.suggest_categorical("kernel1", SPACE["kernel1"]), 3, 3),
             "separable": trial.suggest_categorical("separable", SPACE["separable"]),
-            "head": trial.suggest_categorical("head", SPACE["head"])}
+            "head": trial.suggest_categorical("head", SPACE["head"]),
+            "pool": trial.suggest_categorical("pool", SPACE["pool"])}
 
 
 def open_study(options: SearchOptions):
@@ -206,7 +208,8 @@ def _trial_line(study, number: int, accuracy: float, p90: float, options: Search
     top = max(best, key=lambda row: row["accuracy"]) if best else None
     limits = "" if max(_violations(trial)) <= 0 else " (breaks a limit)"
     return (f"trial {number}: width {shape['width']:g} depth {shape['depths'][0]} k{shape['kernels'][0]} "
-            f"{'separable' if shape['separable'] else 'conv'} head {shape['head']} ({trial.user_attrs['params']:,} "
+            f"{'separable' if shape['separable'] else 'conv'} {shape.get('pool', 'gap')} head {shape['head']} "
+            f"({trial.user_attrs['params']:,} "
             f"params): val {accuracy:.4f}, p90 {p90:.4f} ms{limits}; best so far "
             + (f"{top['accuracy']:.4f} at {top['p90_ms']:.4f} ms (trial {top['trial']})" if top and
                not math.isnan(top["accuracy"]) else "none within the limits"))

@@ -137,6 +137,12 @@ def test_edgenet_cost_is_known_from_its_shape_before_training():
     assert channels(16, 0.3) == 4 and channels(64, 1.5) == 96
     with pytest.raises(ValueError, match="three stages"):
         create_model("edgenet", 47, depths=(1, 1))
+    # the flatten head keeps 3x3 positions: 9x the dense inputs of global pooling, for a few MACs more
+    flat = cost(pool="flatten")
+    assert flat[0] == base[0] + 8 * 64 * 47 and flat[1] - base[1] == 8 * 64 * 47
+    assert create_model("edgenet", 47, pool="flatten").get_layer("flatten").output_shape[-1] == 3 * 3 * 64
+    with pytest.raises(ValueError, match="pool must be one of"):
+        create_model("edgenet", 47, pool="mean")
 
 
 def test_model_options_are_parsed_by_the_builders_own_defaults():

@@ -7,12 +7,17 @@ MACs) is known before any training and a search can walk it.
     stage 2: depth[1] x (conv or depthwise-separable block, round(base[1] x width))      14x14
              max pool 2x2                                                                7x7
     stage 3: depth[2] x (conv or depthwise-separable block, round(base[2] x width))      7x7
-    head:    global average pool -> [dense `head`, relu] -> dense num_classes, softmax
+    head:    global average pool (or `pool="flatten"`: max pool 2x2 -> flatten, 3x3 positions kept)
+             -> [dense `head`, relu] -> dense num_classes, softmax
 
 Convolutions have no bias (the batch norm after each one carries it), so export folds every batch norm into its
 convolution: the .tflite and .onnx files hold convolutions, pools and the dense head only. A depthwise-separable
 block (`separable=True`, stages 2 and 3; the first convolution sees one channel, where it would save nothing) is
 depthwise k x k -> batch norm -> relu -> pointwise 1x1 -> batch norm -> relu.
+
+Global pooling forgets where a stroke is, which a narrow network cannot afford on characters (an "L" and a "7"
+differ mostly in position); the flatten head keeps a 3x3 map of positions for the cost of a larger dense layer
+(parameters, not many MACs).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from edge_emnist.models.layers import classifier_head, image_input
 # Keras' 0.99 leaves a third of the initial statistics in the moving averages after 100 steps: a brief search trial
 # (a few hundred steps) would be judged on them, at chance level. 0.9 forgets them in 50 steps.
 BN_MOMENTUM = 0.9
+POOLS = ("gap", "flatten")  # the head: global average pooling, or a 3x3 map of positions flattened
 
 
 def channels(base: int, width: float) -> int:
@@ -46,11 +52,13 @@ def _separable(x, filters: int, kernel: int, name: str):
 
 @register("edgenet", "compact family: 3 conv stages (width, depth, kernels, separable), GAP head", family=True)
 def edgenet(num_classes: int, width: float = 1.0, depths: tuple = (1, 1, 1), kernels: tuple = (3, 3, 3),
-            base: tuple = (16, 32, 64), separable: bool = False, head: int = 0):
+            base: tuple = (16, 32, 64), separable: bool = False, head: int = 0, pool: str = "gap"):
     if not (len(depths) == len(kernels) == len(base) == 3):
         raise ValueError("edgenet has three stages: depths, kernels and base take three values each")
     if min(depths) < 1 or min(kernels) < 1 or width <= 0 or head < 0:
         raise ValueError("edgenet needs depths and kernels of at least 1, a positive width and head >= 0")
+    if pool not in POOLS:
+        raise ValueError(f"edgenet pool must be one of {', '.join(POOLS)}, got {pool!r}")
     x = inputs = image_input()
     for stage, (depth, kernel, filters) in enumerate(zip(depths, kernels, base, strict=True), 1):
         for block in range(1, depth + 1):
@@ -60,7 +68,11 @@ def edgenet(num_classes: int, width: float = 1.0, depths: tuple = (1, 1, 1), ker
             x = block_of(x, channels(filters, width), kernel, name)
         if stage < 3:
             x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if pool == "gap":
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+    else:
+        x = layers.MaxPooling2D(2, name="pool3")(x)
+        x = layers.Flatten(name="flatten")(x)
     if head:
         x = layers.Dense(head, activation="relu", name="fc")(x)
     return keras.Model(inputs, classifier_head(x, num_classes), name="edgenet")
