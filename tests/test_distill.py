@@ -10,7 +10,6 @@ from edge_emnist import keras3
 from edge_emnist.cli import main
 from edge_emnist.data.registry import get_dataset
 from edge_emnist.distill import distillation_loss
-from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.artifacts import ExportOptions, export_run
 from edge_emnist.models import create_model
 from edge_emnist.optimize.config import PruneConfig

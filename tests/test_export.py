@@ -312,3 +312,17 @@ def test_edgenet_exports_with_every_batch_norm_folded(tiny_run, tmp_path):
     assert ops <= {"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX", "RESHAPE"}
     graph = onnx.load(str(next(p for p in written if p.suffix == ".onnx"))).graph
     assert "BatchNormalization" not in {node.op_type for node in graph.node}
+
+
+def test_litert_is_tflites_current_name():
+    """--format litert (Google's and Ultralytics' name for TFLite now) writes the same .tflite as tflite."""
+    assert ExportOptions(formats="litert").formats == ("tflite",)
+    assert ExportOptions(formats=("litert", "tflite", "onnx")).formats == ("tflite", "onnx")
+    assert ExportOptions(formats="all").formats == ("tflite", "onnx")
+
+
+def test_litert_on_the_command_line(tiny_run, tmp_path):
+    run, data, _ = tiny_run
+    assert main(["export", str(run), "--quantize", "none", "--format", "litert", "--data-dir", str(data),
+                 "--out-dir", str(tmp_path)]) == 0
+    assert [p.suffix for p in tmp_path.iterdir() if not p.name.endswith(".json")] == [".tflite"]

@@ -17,6 +17,7 @@ class Format:
     suffix: str
     converter: str  # "module:function" that writes the artifact from a tf_keras model (export resolves it)
     io_types: tuple[str, ...] = ()  # edge types an int8 artifact may take besides int8 (export's --io)
+    aliases: tuple[str, ...] = ()  # other names users know it by (--format litert: TFLite's current name)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class Runtime:
 
 
 FORMATS = {f.name: f for f in (
-    Format("tflite", ".tflite", "edge_emnist.export.tflite:convert", io_types=("int8", "uint8", "float")),
+    Format("tflite", ".tflite", "edge_emnist.export.tflite:convert", io_types=("int8", "uint8", "float"),
+           aliases=("litert",)),
     Format("onnx", ".onnx", "edge_emnist.export.onnx:convert"),
 )}
 
@@ -93,6 +95,14 @@ def runtimes_for(suffix: str, wanted: tuple[str, ...]) -> list[str]:
     """The wanted runtimes that run an artifact with this suffix, in the table's order."""
     fmt = FORMAT_OF_SUFFIX.get(suffix)
     return [name for name, r in RUNTIMES.items() if r.format == fmt and name in wanted]
+
+
+FORMAT_ALIASES = {alias: f.name for f in FORMATS.values() for alias in f.aliases}
+
+
+def format_named(word: str) -> str:
+    """A format's name from the word a user gave ("litert" -> "tflite"); unknown words come back unchanged."""
+    return FORMAT_ALIASES.get(word, word)
 
 
 def resolve(dotted: str, namespace: dict, module: str) -> object:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_emnist.device.formats import FORMATS, QUANTIZATIONS
+from edge_emnist.device.formats import FORMAT_ALIASES, FORMATS, QUANTIZATIONS, format_named
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.options import option, positive_int
 from edge_emnist.workspace import USER_EXPORTS
@@ -18,8 +18,9 @@ IO_TYPES = tuple(sorted({t for f in FORMATS.values() for t in f.io_types}))  # e
 class ExportOptions:
     quantize: str = option("int8", choices=lambda: QUANTIZATIONS,
                            help="none = float32; fp16 weights; dynamic-range int8 weights; int8 = full integer")
-    formats: tuple[str, ...] | str = option(tuple(FORMATS), flag="--format", choices=lambda: [*FORMATS, "all"],
-                                            type=str, shown="all", help="artifact formats")
+    formats: tuple[str, ...] | str = option(tuple(FORMATS), flag="--format",
+                                            choices=lambda: [*FORMATS, *FORMAT_ALIASES, "all"], type=str, shown="all",
+                                            help="artifact formats (litert: TFLite's current name, same .tflite)")
     io_type: str = option("int8", flag="--io", choices=lambda: IO_TYPES,
                           help="TFLite int8 only: input/output type; uint8 takes raw pixels as they are")
     calibration_size: int = option(500, help="train images used to calibrate int8 ranges")
@@ -37,7 +38,7 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if isinstance(self.formats, str):  # the command line's one word
             self.formats = tuple(FORMATS) if self.formats == "all" else (self.formats,)
-        self.formats = tuple(self.formats)
+        self.formats = tuple(dict.fromkeys(format_named(f) for f in self.formats))
         self.check_on = tuple(self.check_on or ())
         self.out_dir = Path(self.out_dir)
 
