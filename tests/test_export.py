@@ -326,3 +326,21 @@ def test_litert_on_the_command_line(tiny_run, tmp_path):
     assert main(["export", str(run), "--quantize", "none", "--format", "litert", "--data-dir", str(data),
                  "--out-dir", str(tmp_path)]) == 0
     assert [p.suffix for p in tmp_path.iterdir() if not p.name.endswith(".json")] == [".tflite"]
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_onnx_files_describe_themselves(tiny_run, tmp_path, quantize):
+    """Labels, normalization and provenance in metadata_props, where ONNX Runtime and Netron read them; the card's
+    sha256 is of the file with its metadata, and the parity check ran on that file."""
+    from edge_emnist.device.files import sha256_file
+
+    run, data, _ = tiny_run
+    (path,) = export_run(run, ExportOptions(quantize=quantize, formats=("onnx",), out_dir=tmp_path), data_dir=data,
+                         log=lambda _: None)
+    card = json.loads(path.with_name(path.name + ".json").read_text())
+    meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    assert json.loads(meta["labels"]) == [card["labels"][str(i)] for i in range(len(card["labels"]))]
+    assert json.loads(meta["normalization"]) == {"mean": [0.0], "std": [255.0]}
+    assert meta["weights_sha256"] == card["source"]["weights_sha256"] and meta["name"] == path.stem
+    assert meta["orientation"] == card["input"]["orientation"] and "white (255) on black" in meta["preprocessing"]
+    assert card["sha256"] == sha256_file(path)

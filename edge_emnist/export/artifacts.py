@@ -26,6 +26,7 @@ from edge_emnist.device.host import host_description
 from edge_emnist.device.runtimes import LiteRTModel, OrtModel, accuracy, open_artifact
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.config import ExportOptions
+from edge_emnist.export.metadata import embed_onnx, facts
 from edge_emnist.io import append_jsonl, atomic_path, check_writable, folder_lock
 from edge_emnist.models import create_model, shape_tag
 from edge_emnist.models.cost import macs, trainable_params
@@ -181,6 +182,13 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
         try:
             with atomic_path(path) as tmp:
                 _convert(model, run, fmt, options, tmp, representative)
+                if fmt == "onnx":  # what the file says about itself, before it is checked and hashed
+                    embed_onnx(tmp, facts(name=path.stem, arch=run.config.arch, dataset=run.config.dataset,
+                                          labels=data.spec.card_labels(),
+                                          class_groups=cards.class_groups_section(data.spec.card_labels()),
+                                          source_run=str(run.path), weights_sha256=weights_sha256,
+                                          data_fingerprint=data.provenance.fingerprint,
+                                          transposed=data.spec.transposed))
                 runtime = open_artifact(tmp)
                 probabilities = runtime.predict(test_images, batch_size=options.eval_batch)
                 check = parity(reference, probabilities)
