@@ -5,6 +5,7 @@ A run folder holds:
     config.json          the resolved configuration (what `--resume` restores)
     history.csv          one row per finished epoch (early-stopping state is derived from it)
     learning_curves.png  train/validation accuracy and loss
+    tensorboard/         the same per epoch as TensorBoard scalars (`tensorboard --logdir runs/`)
     checkpoints/         the last epoch's weights + optimizer state (epoch-NNNN.weights.h5)
     best.weights.h5      weights of the best validation epoch
     last.weights.h5      weights after the last finished epoch

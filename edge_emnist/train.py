@@ -44,6 +44,7 @@ from edge_emnist.runs import (  # noqa: F401  (TrainConfig: the schema, imported
     training_split,
     write_history,
 )
+from edge_emnist.tensorboard_log import epoch_scalars, open_log
 
 
 def reinitialize(keras, model, init: str, seed: int) -> None:
@@ -72,6 +73,13 @@ def make_epoch_callback(keras, run_dir: Path, history: list[dict], config: Train
     `student`: the model whose weights the run keeps when fit trains a wrapper around it (distillation)."""
 
     class EpochCheckpoint(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.scalars = open_log(run_dir)  # tensorboard --logdir runs/
+
+        def on_train_end(self, logs=None):
+            if self.scalars:
+                self.scalars.close()
+
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch_started = time.perf_counter()
 
@@ -95,6 +103,8 @@ def make_epoch_callback(keras, run_dir: Path, history: list[dict], config: Train
             # --resume drops as it re-runs that epoch (the other order lost the epoch's row for good).
             write_history(run_dir, history)
             save_checkpoint(self.model, run_dir, epoch + 1)
+            if self.scalars:
+                self.scalars.add(row["epoch"], epoch_scalars(row))
             if can_plot():  # a bare GPU machine may lack matplotlib: `train --resume` of the run draws them later
                 plot_learning_curves(history, run_dir / "learning_curves.png", title=run_dir.name)
             if verbose:

@@ -284,3 +284,16 @@ def test_default_backend_is_the_fastest_for_the_machine(monkeypatch):
     assert keras3.default_backend() == "jax"
     monkeypatch.setattr(keras3, "installed_backends", lambda: ["torch"])
     assert keras3.default_backend() == "torch"
+
+
+def test_a_run_writes_tensorboard_scalars(tiny_data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    train(config(), run, data_dir=tiny_data, verbose=0)
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert {"loss/train", "loss/validation", "accuracy/validation", "learning_rate"} <= set(events.Tags()["scalars"])
+    history = read_history(run)
+    assert [e.step for e in events.Scalars("accuracy/validation")] == [1, 2]
+    assert events.Scalars("accuracy/validation")[-1].value == pytest.approx(history[-1]["val_accuracy"], abs=1e-6)
