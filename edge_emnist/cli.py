@@ -26,6 +26,7 @@ from edge_emnist.report.pick import Constraints, PickOptions
 from edge_emnist.robustness.config import RobustnessOptions
 from edge_emnist.search import SearchOptions
 from edge_emnist.targets.machines import SshOptions
+from edge_emnist.tracking import DEFAULT as MLFLOW_DEFAULT
 from edge_emnist.train_commands import training_commands
 from edge_emnist.workspace import (
     COMMITTED_PROFILES,
@@ -89,10 +90,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     options = from_args(ExportOptions, args)
     refused: list[dict] = []
     for run in args.runs:
-        export_run(run, options, data_dir=args.data_dir, cache_dir=args.cache_dir, log=_err, refused=refused)
+        tracker = _tracker(args.mlflow, run)  # before the export: an unreachable server is one line
+        written = export_run(run, options, data_dir=args.data_dir, cache_dir=args.cache_dir, log=_err, refused=refused)
+        if tracker:  # the artifacts with their cards, in the MLflow run of the training that made them
+            for path in written:
+                tracker.artifact(path, "exported")
+                tracker.artifact(path.with_name(path.name + ".json"), "exported")
+            tracker.close()
     if refused:
         _err(f"{len(refused)} artifact(s) refused by the parity check (recorded in {options.out_dir}/refused.jsonl)")
     return 1 if refused else 0
+
+
+def _tracker(setting: str | None, run: Path):
+    if not setting:
+        return None
+    from edge_emnist.tracking import Tracker
+
+    return Tracker(setting, Path(run))
 
 
 # --- bench, profile, robustness, report, pick ----------------------------------------------------------
@@ -310,6 +325,9 @@ def _delivery_commands(commands) -> None:
                  "it.", data=True)
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders (trained, pruned or QAT)")
     add_options(p, ExportOptions)
+    p.add_argument("--mlflow", nargs="?", const=MLFLOW_DEFAULT, metavar="URI",
+                   help="also log the artifacts and cards to the run's MLflow run (train --mlflow; default store "
+                        f"{MLFLOW_DEFAULT}/)")
     p = _command(commands, "pipeline", cmd_pipeline, "data to a picked edge model in one resumable command",
                  "train -> prune -> QAT -> export (TFLite and ONNX, float32/float16/dynamic/int8) -> bench -> profile "
                  "-> report -> pick, for each architecture. Prints the plan first; re-running the same command after "

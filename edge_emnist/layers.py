@@ -5,7 +5,7 @@ every import, deferred ones inside functions included). docs/architecture.md say
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "environ", "workspace", "progress", "layers", "options", "tables"),  # import nothing of the package
-    ("io", "tensorboard_log"),  # atomic writes, JSONL appends, locks; TensorBoard scalars
+    ("io", "tensorboard_log", "tracking"),  # atomic writes, JSONL appends, locks; TensorBoard scalars; MLflow
     ("device",),  # what runs where the model runs; its RUNNER_FILES are copied to devices as they are
     ("data", "targets"),  # datasets; machines that run the device runner (here, QEMU, SSH)
     ("tf_keras_env",),  # TensorFlow with tf_keras (for tfmot), imported in one place

@@ -57,6 +57,8 @@ class SearchOptions:
                                     "them on the target and write OUT/report (0: the front only)")
     final_epochs: int = option(40, help="finalists: maximum epochs (early stopping on validation ends them sooner)")
     final_augment: str = option("on", metavar="SPEC", help="finalists: augmentation (train's --augment)")
+    mlflow: str | None = option(None, metavar="URI", help="also track every trial and finalist in MLflow (a folder "
+                                                          "such as mlruns, or a tracking server URL)")
     teachers: tuple[str, ...] = option((), flag="--teacher", type=teacher_list, metavar="RUN[,RUN...]",
                                        help="finalists: distil from these trained runs (distill's defaults)")
 
@@ -150,7 +152,7 @@ def _evaluate(trial, options: SearchOptions, data_dir, cache_dir, machine) -> tu
                          patience=options.epochs, seed=options.seed + trial.number, augment="off",
                          train_limit=options.train_limit, model_options=shape)
     metrics = train(config, run, resume=(run / "config.json").exists(), data_dir=data_dir, cache_dir=cache_dir,
-                    verbose=0, evaluate_test=False)
+                    verbose=0, evaluate_test=False, tracking=options.mlflow)
     model_file = _float32_tflite(run, metrics)
     records = bench([model_file], BenchOptions(runtimes=("litert",), threads=(options.threads,), batches=(1,),
                                                 runs=options.runs, warmup=min(50, options.runs), accuracy=False,
@@ -162,6 +164,13 @@ def _evaluate(trial, options: SearchOptions, data_dir, cache_dir, machine) -> tu
     accuracy, p90 = float(metrics["val_accuracy"]), float(measured[0]["latency"]["p90_ms"])
     violations = [p90 - options.max_latency_ms if options.max_latency_ms else 0.0,
                   options.min_accuracy - accuracy if options.min_accuracy is not None else 0.0]
+    if options.mlflow:  # the trial's latency beside its training, in the same MLflow run
+        from edge_emnist.tracking import Tracker
+
+        tracker = Tracker(options.mlflow, run)
+        tracker.params({"study": options.study, "trial": trial.number, "target": measured[0]["target"]})
+        tracker.metrics({"p90_ms": p90, "val_accuracy": accuracy})
+        tracker.close()
     trial.set_constraint("latency", violations[0])
     trial.set_constraint("accuracy", violations[1])
     for key, value in {"shape": {k: list(v) if isinstance(v, tuple) else v
@@ -256,7 +265,7 @@ def train_finalists(front: list[dict], options: SearchOptions, *, data_dir=None,
         log(f"finalist {number}/{len(chosen)}: trial {row['trial']} {row['shape']} (val {row['accuracy']:.4f} "
             f"after {options.epochs} epochs) -> {run}")
         metrics = train(config, run, resume=(run / "config.json").exists(), data_dir=data_dir, cache_dir=cache_dir,
-                        verbose=1)
+                        verbose=1, tracking=options.mlflow)
         trained.append({"trial": row["trial"], "run": str(run), "val_accuracy": metrics["val_accuracy"],
                         "test_accuracy": metrics["test_accuracy"]})
         for quantize in ("none", "fp16", "dynamic", "int8"):

@@ -6,6 +6,7 @@ Nothing here imports TensorFlow unless it is the chosen backend.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -68,7 +69,7 @@ def epoch_line(row: dict, config: TrainConfig, elapsed: float, history: list[dic
 
 
 def make_epoch_callback(keras, run_dir: Path, history: list[dict], config: TrainConfig, verbose: int,
-                        started: float, student=None):
+                        started: float, student=None, tracker=None):
     """After every epoch: append history, save last/best weights and the resumable checkpoint, print one line.
     `student`: the model whose weights the run keeps when fit trains a wrapper around it (distillation)."""
 
@@ -105,6 +106,8 @@ def make_epoch_callback(keras, run_dir: Path, history: list[dict], config: Train
             save_checkpoint(self.model, run_dir, epoch + 1)
             if self.scalars:
                 self.scalars.add(row["epoch"], epoch_scalars(row))
+            if tracker:
+                tracker.metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
             if can_plot():  # a bare GPU machine may lack matplotlib: `train --resume` of the run draws them later
                 plot_learning_curves(history, run_dir / "learning_curves.png", title=run_dir.name)
             if verbose:
@@ -122,12 +125,14 @@ def default_workers() -> int:
 
 def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = False,
           data_dir: str | Path | None = None, cache_dir: str | Path | None = None, verbose: int | None = None,
-          backend: str | None = None, workers: int | None = None, evaluate_test: bool = True) -> dict:
+          backend: str | None = None, workers: int | None = None, evaluate_test: bool = True,
+          tracking: str | None = None) -> dict:
     """Train (or resume) one run on Keras 3; returns the metrics also written to metrics.json.
 
     `backend`: jax, torch or tensorflow (default: `keras3.choose_backend`). A run may be resumed on another
     backend or machine. `evaluate_test=False` leaves the test split untouched (a search selects on validation;
-    only its winners are ever scored on test): the metrics then have no test figures."""
+    only its winners are ever scored on test): the metrics then have no test figures. `tracking`: an MLflow URI or
+    folder (tracking.py) that also gets the parameters, every epoch's metrics and the curves."""
     config.validate()
     run_dir = Path(run_dir or default_run_dir(config))
     if resume and not run_dir.exists():
@@ -137,7 +142,7 @@ def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = Fa
     try:
         with folder_lock(run_dir):  # a second `train` into the same folder says who holds it
             return _train(config, run_dir, resume, data_dir, cache_dir, 1 if verbose is None else verbose, backend,
-                          workers or default_workers(), evaluate_test)
+                          workers or default_workers(), evaluate_test, tracking)
     except BaseException:
         if created and not (run_dir / "history.csv").exists():  # nothing trained: leave no folder behind
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -145,7 +150,7 @@ def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = Fa
 
 
 def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir, verbose: int, backend: str,
-           workers: int, evaluate_test: bool = True) -> dict:
+           workers: int, evaluate_test: bool = True, tracking: str | None = None) -> dict:
     config = prepare_run_dir(config, run_dir, resume)
     history = read_history(run_dir)
     if (run_dir / "metrics.json").exists() and history and (
@@ -154,6 +159,12 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
             plot_learning_curves(history, run_dir / "learning_curves.png", title=run_dir.name)
         return json.loads((run_dir / "metrics.json").read_text())  # finished: nothing more to do
 
+    tracker = None
+    if tracking:  # before any work: an unreachable tracking server is one line, not a lost training
+        from edge_emnist.tracking import Tracker
+
+        tracker = Tracker(tracking, run_dir)
+        tracker.params({**dataclasses.asdict(config), "backend": backend})
     keras = keras3.load_keras(backend)
     keras.utils.set_random_seed(config.seed)
     policy = keras3.precision_policy(config.mixed_precision, backend)
@@ -180,7 +191,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
                            loss=loss, metrics=[metric], jit_compile=keras3.jit_compile(backend))
             initial_epoch = _resume_state(fitted, run_dir, history, resume)
             save_config(config, run_dir)
-            callbacks = [make_epoch_callback(keras, run_dir, history, config, verbose, started, student=model)]
+            callbacks = [make_epoch_callback(keras, run_dir, history, config, verbose, started, student=model,
+                                             tracker=tracker)]
             if LR_SCHEDULES[config.lr_schedule]:  # after the checkpoint callback, which logs the epoch's own LR
                 callbacks.append(LR_SCHEDULES[config.lr_schedule](keras))
             if initial_epoch < config.epochs and not should_stop(history, config.patience):
@@ -240,6 +252,13 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
     }
     with atomic_path(run_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    if tracker:
+        tracker.metrics({f"final_{key}": metrics[key] for key in ("val_accuracy", "test_accuracy", "test_loss",
+                                                                   "trainable_params", "images_per_s")
+                         if metrics.get(key) is not None})
+        for name in ("learning_curves.png", "metrics.json", "config.json"):
+            tracker.artifact(run_dir / name)
+        tracker.close()
     if verbose:
         print(f"done: {history[-1]['epoch']} epochs in {clock(sum(r['seconds'] for r in history))}, best validation "
               f"{best['val_accuracy']:.4f} (epoch {best['epoch']})"

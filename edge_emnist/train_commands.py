@@ -11,6 +11,7 @@ from edge_emnist.keras3 import BACKENDS
 from edge_emnist.optimize.config import FinetuneConfig, PruneConfig
 from edge_emnist.options import add_options, from_args, positive_int
 from edge_emnist.runs import DistillConfig, TrainConfig
+from edge_emnist.tracking import DEFAULT as MLFLOW_DEFAULT
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
@@ -28,7 +29,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _train_config(args)
     run_dir = args.run_dir or default_run_dir(config)
     print(summary_line(train(config, run_dir, resume=args.resume, data_dir=args.data_dir, cache_dir=args.cache_dir,
-                             backend=args.backend, workers=args.workers), run_dir))
+                             backend=args.backend, workers=args.workers, tracking=args.mlflow), run_dir))
     return 0
 
 
@@ -37,6 +38,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     out_dir = args.out or Path("runs") / f"sweep-{args.arch}-{args.dataset}"
     run_sweep(_train_config(args), parse_grid(args.grid), out_dir, data_dir=args.data_dir, cache_dir=args.cache_dir,
+              tracking=args.mlflow,
               backend=args.backend, workers=args.workers)
     print((out_dir / "sweep.md").read_text())
     print(f"wrote {out_dir / 'sweep.md'} and {out_dir / 'sweep.csv'}")
@@ -72,7 +74,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         config.distill = resolved(settings, check_teachers(config, settings))
     run_dir = args.run_dir or default_run_dir(config)
     print(summary_line(train(config, run_dir, resume=args.resume, data_dir=args.data_dir, cache_dir=args.cache_dir,
-                             backend=args.backend, workers=args.workers), run_dir))
+                             backend=args.backend, workers=args.workers, tracking=args.mlflow), run_dir))
     return 0
 
 
@@ -89,6 +91,9 @@ def _training(p: argparse.ArgumentParser) -> None:
                         "resumed on another")
     p.add_argument("--workers", type=positive_int, metavar="N",
                    help="threads making augmented batches ahead of the training step (default: half the cores)")
+    p.add_argument("--mlflow", nargs="?", const=MLFLOW_DEFAULT, metavar="URI",
+                   help=f"also track the run in MLflow: parameters, metrics per epoch, curves (URI: a folder, default "
+                        f"{MLFLOW_DEFAULT}/ with a local SQLite store, or a tracking server such as http://host:5000)")
     add_options(p.add_argument_group("data location"), DataLocation)
 
 

@@ -297,3 +297,30 @@ def test_a_run_writes_tensorboard_scalars(tiny_data, tmp_path):
     history = read_history(run)
     assert [e.step for e in events.Scalars("accuracy/validation")] == [1, 2]
     assert events.Scalars("accuracy/validation")[-1].value == pytest.approx(history[-1]["val_accuracy"], abs=1e-6)
+
+
+def test_mlflow_tracks_parameters_epochs_and_curves_and_a_resume_continues_the_same_run(tiny_data, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    run, store = tmp_path / "run", tmp_path / "mlruns"
+    argv = ["train", "--arch", "lenet5", "--dataset", "emnist-balanced", "--epochs", "2", "--batch-size", "32",
+            "--data-dir", str(tiny_data), "--run-dir", str(run), "--mlflow", str(store)]
+    assert main(argv) == 0
+    known = json.loads((run / "mlflow.json").read_text())
+    assert known["tracking_uri"] == f"sqlite:///{store.resolve() / 'mlflow.db'}"
+    client = mlflow.tracking.MlflowClient(known["tracking_uri"])
+    tracked = client.get_run(known["run_id"])
+    assert tracked.data.params["arch"] == "lenet5" and tracked.data.params["epochs"] == "2"
+    assert [m.step for m in client.get_metric_history(known["run_id"], "val_accuracy")] == [1, 2]
+    assert "final_test_accuracy" in tracked.data.metrics
+    assert {a.path for a in client.list_artifacts(known["run_id"])} >= {"learning_curves.png", "metrics.json"}
+    assert main([*argv[:6], "3", *argv[7:], "--resume"]) == 0  # --epochs 3: one more epoch, same MLflow run
+    assert json.loads((run / "mlflow.json").read_text())["run_id"] == known["run_id"]
+    assert [m.step for m in client.get_metric_history(known["run_id"], "val_accuracy")] == [1, 2, 3]
+
+
+def test_an_unreachable_tracking_server_is_one_line_before_training(tiny_data, tmp_path, capsys):
+    pytest.importorskip("mlflow")
+    code = main(["train", "--arch", "lenet5", "--dataset", "emnist-balanced", "--epochs", "1", "--data-dir",
+                 str(tiny_data), "--run-dir", str(tmp_path / "run"), "--mlflow", "http://127.0.0.1:9"])
+    assert code == 2 and "cannot track in MLflow at http://127.0.0.1:9" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
