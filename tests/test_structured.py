@@ -139,6 +139,8 @@ def test_structured_run_rebuilds_narrowed_and_exports_smaller_kernels(trained, t
     [path] = export_run(out, ExportOptions(quantize="none", formats=["tflite"], out_dir=tmp_path),
                         data_dir=trained / "data", log=lambda _: None)
     assert path.name == "lenet5-mnist-s50-fp32.tflite"
+    card = json.loads(path.with_name(path.name + ".json").read_text())
+    assert card["model"] == {"trainable_params": metrics["filters"]["params"], "macs": metrics["filters"]["macs"]}
     interpreter = Interpreter(model_path=str(path))
     shapes = [tuple(d["shape"]) for d in interpreter.get_tensor_details() if len(d["shape"]) == 4 and d["shape"][0] > 1]
     assert (8, 5, 5, 3) in shapes  # c3's kernel: 8 filters over c1's 3 kept channels (OHWI in TFLite)

@@ -32,6 +32,7 @@ from edge_emnist.models import create_model, shape_tag
 from edge_emnist.models.cost import macs, trainable_params
 from edge_emnist.optimize.prune import sparsity_report
 from edge_emnist.optimize.rebuild import build_model
+from edge_emnist.optimize.structured import narrow
 from edge_emnist.runs import Run, calibration_sample, open_run, training_split
 
 
@@ -172,6 +173,8 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
     keras_accuracy = accuracy(reference, test_labels)
     sparsity = sparsity_report(model)
     plain = create_model(run.config.arch, data.spec.num_classes, **run.config.model_options)  # no QAT wrappers
+    if run.filter_plan:  # structured pruning: the card's cost is the narrowed model's
+        plain = narrow(plain, run.filter_plan)
     profile = {"trainable_params": trainable_params(plain), "macs": macs(plain)}
     host = host_description()
 
