@@ -2,7 +2,8 @@
 
 Every runtime takes float32 images in [0, 1], shape (N, 28, 28, 1), and returns float32 class
 probabilities: quantized inputs and outputs are converted with the scale and zero point stored in the
-model, exactly as an app would. This file needs only numpy plus ai-edge-litert or onnxruntime, so the
+model, exactly as an app would; a model that takes RGB (export --input rgb) gets the grey image in all three
+channels, as a grey camera frame would be. This file needs only numpy plus ai-edge-litert or onnxruntime, so the
 device runner can ship it as is.
 """
 
@@ -101,6 +102,7 @@ class LiteRTModel:
         return self._interpreter.get_tensor(self.output["index"])
 
     def to_input(self, images: np.ndarray) -> np.ndarray:
+        images = fit_channels(images, int(self.input["shape"][-1]))
         dtype = np.dtype(self.input["dtype"])
         if dtype == np.float32:
             return images.astype(np.float32)
@@ -148,7 +150,8 @@ class OrtModel:
         return self.session.run(None, {self.input_name: x})[0]
 
     def to_input(self, images: np.ndarray) -> np.ndarray:
-        return images.astype(np.float32)
+        channels = self.session.get_inputs()[0].shape[-1]
+        return fit_channels(images, channels if isinstance(channels, int) else 1).astype(np.float32)
 
     def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         return _batched(lambda x: self.run_raw(self.to_input(x)), images, batch_size)
@@ -194,6 +197,13 @@ class LiteRTCompiled:
     to_input = LiteRTModel.to_input
     from_output = LiteRTModel.from_output
     predict = LiteRTModel.predict
+
+
+def fit_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """Grey images (N, H, W, 1) for a model that takes `channels`: repeated into RGB where it takes three."""
+    if channels == images.shape[-1] or images.shape[-1] != 1:
+        return images
+    return np.repeat(images, channels, axis=-1)
 
 
 def open_litert(path: Path, row, **options) -> LiteRTModel:

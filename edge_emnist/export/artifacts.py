@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_emnist import __version__
 from edge_emnist.data import load_dataset
 from edge_emnist.device import cards
 from edge_emnist.device.cards import REFUSED, card_path, read_card, read_refusals
@@ -26,7 +27,9 @@ from edge_emnist.device.host import host_description
 from edge_emnist.device.runtimes import LiteRTModel, OrtModel, accuracy, open_artifact
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.config import ExportOptions
-from edge_emnist.export.metadata import embed_onnx, facts
+from edge_emnist.export.metadata import LUMA, embed_onnx, facts
+from edge_emnist.export.tflite_metadata import ClassifierFacts
+from edge_emnist.export.tflite_metadata import embed as embed_tflite
 from edge_emnist.io import append_jsonl, atomic_path, check_writable, folder_lock
 from edge_emnist.models import create_model, shape_tag
 from edge_emnist.models.cost import macs, trainable_params
@@ -43,6 +46,8 @@ def artifact_name(run: Run, options: ExportOptions, fmt: str) -> str:
     parts.append(QUANTIZATIONS[options.quantize].variant)
     if options.quantize == "int8" and options.io_type != "int8" and options.io_type in FORMATS[fmt].io_types:
         parts.append(f"{options.io_type}io")
+    if options.input != "grey":
+        parts.append(options.input)
     return "-".join(parts) + FORMATS[fmt].suffix
 
 
@@ -166,7 +171,9 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
     test_images = data.test.images[..., None].astype(np.float32) / 255.0
     test_labels = data.test.labels
     log(f"{run.path}: Keras reference on {len(test_labels):,} test images")
-    reference = model.predict(test_images, batch_size=options.eval_batch, verbose=0)
+    reference = model.predict(test_images, batch_size=options.eval_batch, verbose=0)  # the grey model's answers
+    if options.input == "rgb":  # parity below holds the RGB file against the grey model
+        model, representative = rgb_input(model), np.repeat(representative, 3, axis=-1)
     if not np.isfinite(reference).all():
         raise EdgeEmnistError(f"{run.path}: the model's outputs are not finite (NaN or infinite weights: the run "
                               "diverged); nothing was exported")
@@ -185,13 +192,15 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
         try:
             with atomic_path(path) as tmp:
                 _convert(model, run, fmt, options, tmp, representative)
-                if fmt == "onnx":  # what the file says about itself, before it is checked and hashed
+                if fmt == "tflite":  # what the file says about itself, before it is checked and hashed
+                    embed_tflite(tmp, _classifier_facts(path, run, data, options))
+                if fmt == "onnx":
                     embed_onnx(tmp, facts(name=path.stem, arch=run.config.arch, dataset=run.config.dataset,
                                           labels=data.spec.card_labels(),
                                           class_groups=cards.class_groups_section(data.spec.card_labels()),
                                           source_run=str(run.path), weights_sha256=weights_sha256,
                                           data_fingerprint=data.provenance.fingerprint,
-                                          transposed=data.spec.transposed))
+                                          transposed=data.spec.transposed, channels=3 if options.input == "rgb" else 1))
                 runtime = open_artifact(tmp)
                 probabilities = runtime.predict(test_images, batch_size=options.eval_batch)
                 check = parity(reference, probabilities)
@@ -262,6 +271,29 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
             f"top-1 agreement {check['top1_agreement']:.4%}")
         written.append(path)
     return written
+
+
+def rgb_input(model):
+    """The model behind a fixed 1x1 convolution from RGB to grey (ITU-R 601 luma): one op in TFLite and ONNX,
+    quantized with the rest in int8; trained weights untouched."""
+    from edge_emnist.tf_keras_env import keras
+
+    size = model.input_shape[1:3]
+    image = keras.Input(shape=(*size, 3), name="image")
+    luma = keras.initializers.Constant(np.array(LUMA, np.float32).reshape(1, 1, 3, 1))
+    grey = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer=luma, trainable=False,
+                               name="rgb_to_grey")(image)
+    return keras.Model(image, model(grey), name=f"{model.name}_rgb")
+
+
+def _classifier_facts(path: Path, run: Run, data, options: ExportOptions) -> ClassifierFacts:
+    labels = data.spec.card_labels()
+    channels = 3 if options.input == "rgb" else 1
+    return ClassifierFacts(name=path.stem, description=f"{run.config.arch} trained on {run.config.dataset} "
+                           f"(edge-emnist): one 28x28 character in, softmax over {len(labels)} classes out",
+                           version=__version__, author="edge-emnist",
+                           labels=[labels[str(i)] for i in range(len(labels))], channels=channels, size=28,
+                           mean=[0.0] * channels, std=[255.0] * channels, value_range=(0, 255))
 
 
 def _emulated_check(artifact: Path, target: str, test, reference: np.ndarray, options: ExportOptions) -> dict:

@@ -12,6 +12,7 @@ from edge_emnist.options import option, positive_int
 from edge_emnist.workspace import USER_EXPORTS
 
 IO_TYPES = tuple(sorted({t for f in FORMATS.values() for t in f.io_types}))  # edge types an int8 file may take
+INPUTS = ("grey", "rgb")  # what the model takes: the training's 28x28x1, or 28x28x3 converted to grey inside
 
 
 @dataclass
@@ -23,6 +24,10 @@ class ExportOptions:
                                             help="artifact formats (litert: TFLite's current name, same .tflite)")
     io_type: str = option("int8", flag="--io", choices=lambda: IO_TYPES,
                           help="TFLite int8 only: input/output type; uint8 takes raw pixels as they are")
+    input: str = option("grey", choices=INPUTS,
+                        help="grey: 28x28x1 as trained; rgb: 28x28x3 (camera frames, canvases) turned grey inside "
+                             "the model (0.299 R + 0.587 G + 0.114 B): app-ready, what MediaPipe's Image Classifier "
+                             "takes; with --quantize int8 --io uint8 it takes raw RGB pixels")
     calibration_size: int = option(500, help="train images used to calibrate int8 ranges")
     out_dir: Path = option(USER_EXPORTS, shown=f"{USER_EXPORTS}/ (your workspace; the shipped models are in exported/)",
                            help="where the artifacts and their cards go")
@@ -50,6 +55,8 @@ class ExportOptions:
             raise EdgeEmnistError(f"unknown format {unknown[0]!r}: choose from {', '.join(FORMATS)} or all")
         if self.io_type not in IO_TYPES:
             raise EdgeEmnistError(f"--io must be one of {', '.join(IO_TYPES)}")
+        if self.input not in INPUTS:
+            raise EdgeEmnistError(f"--input must be one of {', '.join(INPUTS)}")
         if self.calibration_size < 1:
             raise EdgeEmnistError("--calibration-size must be at least 1")
         from edge_emnist.targets.qemu import EMULATED_CPUS, missing

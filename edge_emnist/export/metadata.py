@@ -15,10 +15,12 @@ from edge_emnist.device.cards import PREPROCESSING
 
 # Input normalization in the usual (pixel - mean) / std form, for a float input in [0, 1]
 NORMALIZATION = {"mean": [0.0], "std": [255.0]}
+LUMA = (0.299, 0.587, 0.114)  # RGB to grey inside an --input rgb model (ITU-R BT.601)
 
 
 def facts(*, name: str, arch: str, dataset: str, labels: dict[str, str], class_groups: dict | None,
-          source_run: str, weights_sha256: str, data_fingerprint: str, transposed: bool) -> dict[str, str]:
+          source_run: str, weights_sha256: str, data_fingerprint: str, transposed: bool,
+          channels: int = 1) -> dict[str, str]:
     """String to string, as ONNX `metadata_props` (and TFLite metadata's name/description) hold them."""
     return {
         "name": name,
@@ -28,7 +30,8 @@ def facts(*, name: str, arch: str, dataset: str, labels: dict[str, str], class_g
                        f"{len(labels)} classes out",
         "labels": json.dumps([labels[str(i)] for i in range(len(labels))], ensure_ascii=False),
         "class_groups": json.dumps(class_groups or {}, ensure_ascii=False),
-        "normalization": json.dumps(NORMALIZATION),
+        "normalization": json.dumps({key: values * channels for key, values in NORMALIZATION.items()}),
+        "input_color": "RGB, turned grey inside the model" if channels == 3 else "grey",
         "preprocessing": PREPROCESSING,
         "orientation": "upright (EMNIST raw files are transposed)" if transposed else "upright",
         "dataset": dataset,
