@@ -493,7 +493,8 @@ def test_one_table_drives_the_cli_choices_and_the_dispatch():
 
     export = build_parser()._subparsers._group_actions[0].choices["export"]
     choices = {a.dest: a.choices for a in export._actions if a.choices}
-    assert choices["quantize"] == list(formats.QUANTIZATIONS) and choices["formats"] == [*formats.FORMATS, "all"]
+    assert choices["quantize"] == list(formats.QUANTIZATIONS)
+    assert choices["formats"] == [*formats.FORMATS, *formats.FORMAT_ALIASES, "all"]
     assert formats.RUNTIME_OF_SUFFIX == {".tflite": "litert", ".onnx": "ort"}
     assert set(formats.CPU_RUNTIMES) | set(formats.GPU_RUNTIMES) == set(formats.RUNTIMES)
     assert formats.runtimes_for(".onnx", ("litert", "ort", "ort-cuda")) == ["ort", "ort-cuda"]
