@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's marker: shell completion when it is installed, see README)
 """Command line: parse, call a stage, print. Options come from the config dataclasses' fields (options.py), so a
 default, a help text or a choice lives once, where the stage reads it. Errors a user can fix (`EdgeEmnistError`,
 `OSError`) end as one line on stderr with exit status 2, never a traceback."""
@@ -400,13 +401,25 @@ def _terminate_as_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # `kill` cleans up like Ctrl-C: temporaries removed, nothing half-published
 
 
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Tab completion of commands and options where argcomplete is installed (it answers and exits only when the
+    shell asks, through its environment variables; otherwise it does nothing)."""
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    _complete(parser)
+    args = parser.parse_args(argv)
     if args.verbose:
         from edge_emnist.device.runtimes import VERBOSE_ENV
 

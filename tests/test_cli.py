@@ -135,3 +135,21 @@ def test_doctor_says_what_this_machine_can_do(capsys, tmp_path):
 
     assert all(f"{name} ({r.format}, {r.kind})" in out for name, r in RUNTIMES.items())  # every row of the table
     assert "none here: edge-emnist data download" in out  # an empty data folder says what to do
+
+
+def test_shell_completion_offers_the_commands_and_their_options(tmp_path):
+    """argcomplete's protocol: the shell sets _ARGCOMPLETE and COMP_LINE, the answers come on file descriptor 8."""
+    pytest.importorskip("argcomplete")
+    import os
+
+    def complete(line: str) -> list[str]:
+        out = tmp_path / "answers"
+        code = ("import os, sys; from edge_emnist.cli import main; "
+                f"fd = os.open({str(out)!r}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC); os.dup2(fd, 8); main()")
+        env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+               "_ARGCOMPLETE_IFS": "\n", "_ARGCOMPLETE_SUPPRESS_SPACE": "1"}
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
+        return out.read_text().split()
+
+    assert {"export", "distill", "search", "bench"} <= set(complete("edge-emnist "))
+    assert "--input" in complete("edge-emnist export --in")
