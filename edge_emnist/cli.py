@@ -84,13 +84,19 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from edge_emnist.runs import check_run_folder
 
-    for run in args.runs:  # before TensorFlow loads: a wrong path is reported in a fraction of a second
-        check_run_folder(run)
-    from edge_emnist.export.artifacts import export_run
-
     options = from_args(ExportOptions, args)
+    files = [p for p in args.runs if p.is_file() or (p / "saved_model.pb").exists()]  # trained elsewhere
+    for run in args.runs:  # before TensorFlow loads: a wrong path is reported in a fraction of a second
+        if run not in files:
+            check_run_folder(run)
+    from edge_emnist.export.artifacts import export_run
+    from edge_emnist.export.imported import import_model
+
     refused: list[dict] = []
-    for run in args.runs:
+    runs = [import_model(p, dataset=options.dataset, orientation=options.orientation, pixels=options.pixels,
+                         data_dir=args.data_dir, cache_dir=args.cache_dir, log=_err) if p in files else p
+            for p in args.runs]
+    for run in runs:
         tracker = _tracker(args.mlflow, run)  # before the export: an unreachable server is one line
         written = export_run(run, options, data_dir=args.data_dir, cache_dir=args.cache_dir, log=_err, refused=refused)
         if tracker:  # the artifacts with their cards, in the MLflow run of the training that made them
@@ -324,7 +330,9 @@ def _delivery_commands(commands) -> None:
                  "Convert runs to TFLite and/or ONNX. Every artifact is run on the whole test split through its own "
                  "runtime and compared with the Keras model before it is written, with a model card (.json) beside "
                  "it.", data=True)
-    p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders (trained, pruned or QAT)")
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN|FILE",
+                   help="run folders (trained, pruned or QAT), or a model trained elsewhere: .keras, .h5 or a "
+                        "SavedModel folder (with --dataset)")
     add_options(p, ExportOptions)
     p.add_argument("--mlflow", nargs="?", const=MLFLOW_DEFAULT, metavar="URI",
                    help="also log the artifacts and cards to the run's MLflow run (train --mlflow; default store "

@@ -23,7 +23,7 @@ from edge_emnist.device.files import sha256_file
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, folder_lock, save_weights
 from edge_emnist.keras3 import INITIALIZERS, LR_SCHEDULES, OPTIMIZERS
-from edge_emnist.models import create_model
+from edge_emnist.models import create_model, model_entry
 from edge_emnist.models.cost import trainable_params
 from edge_emnist.progress import clock
 from edge_emnist.runs import (  # noqa: F401  (TrainConfig: the schema, imported from here by callers of train)
@@ -134,6 +134,9 @@ def train(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = Fa
     only its winners are ever scored on test): the metrics then have no test figures. `tracking`: an MLflow URI or
     folder (tracking.py) that also gets the parameters, every epoch's metrics and the curves."""
     config.validate()
+    if model_entry(config.arch).imported:
+        raise EdgeEmnistError(f"{config.arch} models are trained elsewhere: `edge-emnist export FILE --dataset NAME` "
+                              "imports one")
     run_dir = Path(run_dir or default_run_dir(config))
     if resume and not run_dir.exists():
         raise EdgeEmnistError(f"nothing to resume in {run_dir}: it does not exist")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge_emnist.device.formats import FORMAT_ALIASES, FORMATS, QUANTIZATIONS, format_named
 from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.models.external import ORIENTATIONS, PIXELS  # an imported model's conventions
 from edge_emnist.options import option, positive_int
 from edge_emnist.workspace import USER_EXPORTS
 
@@ -39,6 +40,12 @@ class ExportOptions:
                                             "on")
     # emulation is 10-100x slower than native
     check_images: int = option(2000, type=positive_int, help="test images per emulated check")
+    # a model trained elsewhere (export FILE): what the file cannot say
+    dataset: str | None = option(None, metavar="NAME", help="exporting a .keras/.h5/SavedModel trained elsewhere: "
+                                                            "the dataset whose classes it answers")
+    orientation: str = option("upright", choices=ORIENTATIONS, help="such a model learned upright images, or raw "
+                                                                    "EMNIST files' transposed ones")
+    pixels: str = option("unit", choices=PIXELS, help="such a model takes pixels in [0, 1] (unit) or 0..255 (byte)")
 
     def __post_init__(self) -> None:
         if isinstance(self.formats, str):  # the command line's one word

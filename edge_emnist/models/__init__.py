@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from edge_emnist.errors import EdgeEmnistError
 
@@ -19,6 +20,7 @@ class ModelEntry:
     builder: Callable
     description: str
     family: bool = False  # a parametric family: its options are part of a run's and an artifact's name
+    imported: bool = False  # a model trained elsewhere (models/external.py): exported, never trained here
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -33,14 +35,16 @@ ARCHITECTURES = {
     "resnet50": "resnet50",
     "edgenet": "edgenet",
 }
+IMPORTED = {"external": "external"}  # not trainable, not in list_models(): `export FILE` makes such runs
 
 
-def register(name: str, description: str = "", family: bool = False) -> Callable[[Callable], Callable]:
+def register(name: str, description: str = "", family: bool = False,
+             imported: bool = False) -> Callable[[Callable], Callable]:
     def decorate(builder: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, description or (builder.__doc__ or "").strip().splitlines()[0],
-                                     family)
+                                     family, imported)
         return builder
 
     return decorate
@@ -51,9 +55,10 @@ def list_models() -> list[str]:
 
 
 def model_entry(name: str) -> ModelEntry:
-    if name not in ARCHITECTURES:
+    modules = {**ARCHITECTURES, **IMPORTED}
+    if name not in modules:
         raise EdgeEmnistError(f"unknown architecture {name!r}; choose one of: {', '.join(ARCHITECTURES)}")
-    importlib.import_module(f"edge_emnist.models.{ARCHITECTURES[name]}")
+    importlib.import_module(f"edge_emnist.models.{modules[name]}")
     return _REGISTRY[name]
 
 
@@ -99,6 +104,8 @@ def parse_model_options(name: str, items: list[str]) -> dict:
 def shape_tag(name: str, options: dict) -> str:
     """"-width0.5-depths1.2.2" for a family's options (sorted), "" for a fixed architecture: what keeps two shapes of
     one family apart in run folders and artifact names."""
+    if name in IMPORTED:  # the imported file's name keeps two imported models apart
+        return "-" + "".join(c if c.isalnum() or c in "._" else "_" for c in Path(options.get("file", "")).stem)
     if not options or not model_entry(name).family:
         return ""
     return "".join(f"-{key}{'.'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
