@@ -24,7 +24,7 @@ from edge_emnist.bench.suite import BenchOptions, bench
 from edge_emnist.data.registry import DATASETS, DEFAULT_DATASET
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.options import fraction, option, positive_float
-from edge_emnist.runs import teacher_list
+from edge_emnist.runs import check_run_folder, teacher_list
 
 # The family's search space: what a trial may draw for each option of models/edgenet.py.
 SPACE = {
@@ -69,6 +69,8 @@ class SearchOptions:
             raise EdgeEmnistError("--min-accuracy must be a fraction between 0 and 1")
         if self.finalists < 0 or self.final_epochs < 1:
             raise EdgeEmnistError("--finalists must be 0 or more and --final-epochs at least 1")
+        for teacher in self.teachers:  # before any trial: a typo must not cost a search
+            check_run_folder(teacher)
 
     @property
     def storage_url(self) -> str:

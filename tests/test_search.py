@@ -118,3 +118,21 @@ def test_finalists_spread_along_the_front():
 def test_negative_finalists_are_refused():
     with pytest.raises(EdgeEmnistError, match="--finalists"):
         SearchOptions(finalists=-1).validate()
+
+
+@pytest.mark.slow
+def test_finalists_can_be_distilled_from_a_teacher(tiny, tmp_path, capsys):
+    import json
+
+    from edge_emnist.train import TrainConfig, train
+
+    train(TrainConfig(arch="lenet5", dataset="mnist", epochs=2, batch_size=32), tmp_path / "teacher", data_dir=tiny,
+          verbose=0)
+    out = tmp_path / "search"
+    assert main(_argv(tiny, out, "1", "--finalists", "1", "--final-epochs", "1", "--final-augment", "off",
+                      "--teacher", str(tmp_path / "teacher"))) == 0
+    [run] = (out / "finalists").iterdir()
+    distill = json.loads((run / "config.json").read_text())["distill"]
+    assert distill["teachers"] == [str(tmp_path / "teacher")] and len(distill["teacher_sha256"]) == 1
+    assert main(_argv(tiny, tmp_path / "s2", "1", "--finalists", "1", "--teacher", str(tmp_path / "nowhere"))) == 2
+    assert "no run at" in capsys.readouterr().err and not (tmp_path / "s2").exists()  # refused before any trial
