@@ -2,7 +2,8 @@
 # Ship the artifacts that moved the accuracy-speed front (issue 24) and the app-ready variants (issue 27), then
 # bench them beside LeNet-5's float32 .tflite into the committed records and rebuild the committed report.
 #
-#   EDGE_EMNIST_DATA=../shared/data bash benchmarks/ship_front.sh
+#   EDGE_EMNIST_DATA=../shared/data bash benchmarks/ship_front.sh     (EXPORT_ONLY=1: stop before the bench, whose
+#                                                                      latencies need an otherwise idle machine)
 #
 # Sources: the structured-pruning runs of benchmarks/structured_pruning.sh (runs/structured/, rebuilt by it) and
 # the committed runs in benchmarks/results/runs/. Exports are checked against emulated Cortex-A76 and AVX2-only
@@ -12,26 +13,33 @@ check=(--check-on qemu-aarch64:cortex-a76 qemu-x86_64:haswell)
 runs=benchmarks/results/runs
 vgg=runs/structured/custom_vgg-emnist-bymerge-s50-qat
 [ -f "$vgg/metrics.json" ] || bash benchmarks/structured_pruning.sh runs/structured/bench.jsonl 8 custom_vgg
-stamp=$(mktemp)
+stamp=runs/.ship-front-started  # kept until the bench: EXPORT_ONLY=1 exports now (no quiet CPU needed), bench later
+[ -f "$stamp" ] || { mkdir -p runs; touch "$stamp"; }
 export_to_shipped() { edge-emnist export "$@" --out-dir exported --force; }
 commit_run() {  # SOURCE NAME: a small run into benchmarks/results/runs/, without its resumable checkpoint
-  [ -d "$runs/$2" ] && return
+  if [ -d "$runs/$2" ]; then return 0; fi
   mkdir -p "$runs/$2"
   cp "$1"/{config.json,metrics.json,best.weights.h5} "$runs/$2/"
-  for extra in optimization.json history.csv learning_curves.png; do [ -f "$1/$extra" ] && cp "$1/$extra" "$runs/$2/"; done
+  for extra in optimization.json history.csv learning_curves.png; do
+    if [ -f "$1/$extra" ]; then cp "$1/$extra" "$runs/$2/"; fi
+  done
 }
 commit_run runs/structured/simple_cnn-emnist-bymerge-aug-s50 simple_cnn-emnist-bymerge-aug-s50
 commit_run runs/edgenet-shapes/edgenet-width0.75_depths1.2.2 edgenet-width0.75_depths1.2.2
+commit_run runs/edgenet-kd/w05-flat edgenet-width0.5_poolflatten
 # the front movers: half the filters of custom_vgg and simple_cnn, and the best edgenet shape
 export_to_shipped "$vgg" --quantize int8 "${check[@]}"
 export_to_shipped "$runs/simple_cnn-emnist-bymerge-aug-s50" --quantize none "${check[@]}"
 export_to_shipped "$runs/edgenet-width0.75_depths1.2.2" --quantize none "${check[@]}"
+export_to_shipped "$runs/edgenet-width0.5_poolflatten" --quantize none "${check[@]}"
 # app-ready (28x28 RGB in, grey inside, metadata MediaPipe reads): the picked models of each machine kind
 export_to_shipped "$vgg" --quantize int8 --io uint8 --input rgb --format tflite
 export_to_shipped "$runs/simple_cnn-emnist-bymerge-aug-qat" --quantize int8 --io uint8 --input rgb --format tflite
 export_to_shipped "$runs/lenet5-emnist-bymerge-aug" --quantize none --input rgb --format tflite
+[ -n "${EXPORT_ONLY:-}" ] && exit 0
 mapfile -t new < <(find exported -newer "$stamp" -type f ! -name '*.json' ! -name '*.jsonl' | sort)
 edge-emnist bench exported/lenet5-emnist-bymerge-fp32.tflite "${new[@]}" --threads 1 --batch 1,32 \
     --runtime litert,ort --results benchmarks/results/bench.jsonl
 edge-emnist report --results benchmarks/results/bench.jsonl --exported exported benchmarks/results/not-shipped \
     --out benchmarks/report
+rm -f "$stamp"
