@@ -716,16 +716,18 @@ def test_a_record_that_breaks_the_schema_is_never_written(tmp_path, monkeypatch)
 
 
 def test_the_report_draws_the_study_networks_front_beside_the_family():
-    from edge_emnist.report.bench_report import front_comparison, searched_family
+    from edge_emnist.report.bench_report import front_comparison, made_for_the_edge
     from edge_emnist.report.pick import Constraints, pick
 
     records = [_record("lenet5.tflite", "emnist-bymerge", 0.88, 0.02, arch="lenet5"),
                _record("vgg.tflite", "emnist-bymerge", 0.90, 0.13, arch="custom_vgg"),
                _record("edgenet-w075.tflite", "emnist-bymerge", 0.894, 0.08, arch="edgenet")]
-    assert [searched_family(r) for r in records] == [False, False, True]
-    assert searched_family({"arch": "not-an-architecture"}) is False
+    assert [made_for_the_edge(r) for r in records] == [False, False, True]
+    assert made_for_the_edge({"arch": "not-an-architecture"}) is False
+    assert made_for_the_edge({"arch": "custom_vgg", "optimization": {"pruning": {"structured": 0.5}}})
+    assert not made_for_the_edge({"arch": "custom_vgg", "optimization": {"pruning": {"sparsity": 0.5}}})
     [line, _] = front_comparison(records)
-    assert "1 of the 3 points and 1 of the 3 front points" in line and "lenet5.tflite (litert), vgg.tflite" in line
+    assert "are 1 of the 3 points and 1 of the 3 front points" in line and "lenet5.tflite (litert), vgg.tflite" in line
     assert front_comparison(records[:2]) == []  # nothing of the family: no comparison
     # pick chooses from both: the family's point wins where it meets the limits
     chosen, _ = pick(records, "cpu:a-avx2", Constraints(min_accuracy=0.89, max_latency_ms=0.1))
