@@ -53,6 +53,17 @@ def write_tiny(spec: DatasetSpec, folder: Path, counts: dict[str, int] | None = 
     return written
 
 
+def trained_tiny_lenet5(root: Path) -> Path:
+    """A LeNet-5 run trained on noisy synthetic MNIST (root/run, data in root/data): what the fine-tuning tests
+    (magnitude and structured pruning, QAT) start from."""
+    from edge_emnist.train import TrainConfig, train
+
+    write_tiny(get_dataset("mnist"), root / "data", counts={"train": 600, "test": 200}, noise=90)
+    config = TrainConfig(arch="lenet5", dataset="mnist", epochs=6, batch_size=32, lr=3e-3, patience=6)
+    train(config, root / "run", data_dir=root / "data", verbose=0)
+    return root
+
+
 @pytest.fixture
 def tiny_bymerge(tmp_path: Path) -> tuple[DatasetSpec, Path, dict]:
     spec = get_dataset("emnist-bymerge")

@@ -9,24 +9,18 @@ from ai_edge_litert.interpreter import Interpreter
 from onnx import numpy_helper
 
 from edge_emnist.cli import main
-from edge_emnist.data.registry import get_dataset
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.artifacts import ExportOptions, export_run
 from edge_emnist.optimize.finetune import optimize_run
 from edge_emnist.optimize.prune import PruneConfig, parse_m_by_n
 from edge_emnist.optimize.rebuild import build_model
 from edge_emnist.runs import open_run
-from edge_emnist.train import TrainConfig, train
-from tests.conftest import write_tiny
+from tests.conftest import trained_tiny_lenet5
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("optimize")
-    write_tiny(get_dataset("mnist"), root / "data", counts={"train": 600, "test": 200}, noise=90)
-    config = TrainConfig(arch="lenet5", dataset="mnist", epochs=6, batch_size=32, lr=3e-3, patience=6)
-    train(config, root / "run", data_dir=root / "data", verbose=0)
-    return root
+    return trained_tiny_lenet5(tmp_path_factory.mktemp("optimize"))
 
 
 def tflite_weight_zeros(path) -> float:

@@ -7,7 +7,6 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from edge_emnist.cli import main
-from edge_emnist.data.registry import get_dataset
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export.artifacts import ExportOptions, export_run
 from edge_emnist.models import create_model
@@ -17,8 +16,7 @@ from edge_emnist.optimize.config import PruneConfig
 from edge_emnist.optimize.finetune import optimize_run
 from edge_emnist.optimize.rebuild import build_model
 from edge_emnist.runs import open_run
-from edge_emnist.train import TrainConfig, train
-from tests.conftest import write_tiny
+from tests.conftest import trained_tiny_lenet5
 
 
 def _randomize_batch_norms(model, seed: int = 1) -> None:
@@ -116,11 +114,7 @@ def test_bad_structured_share_is_a_usage_error(value, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("structured")
-    write_tiny(get_dataset("mnist"), root / "data", counts={"train": 600, "test": 200}, noise=90)
-    config = TrainConfig(arch="lenet5", dataset="mnist", epochs=6, batch_size=32, lr=3e-3, patience=6)
-    train(config, root / "run", data_dir=root / "data", verbose=0)
-    return root
+    return trained_tiny_lenet5(tmp_path_factory.mktemp("structured"))
 
 
 def test_structured_run_rebuilds_narrowed_and_exports_smaller_kernels(trained, tmp_path, capsys):
