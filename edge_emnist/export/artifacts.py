@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_emnist import __version__
 from edge_emnist.data import load_dataset
 from edge_emnist.device import cards
 from edge_emnist.device.cards import REFUSED, card_path, read_card, read_refusals
@@ -184,6 +183,7 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
         plain = narrow(plain, run.filter_plan)
     profile = {"trainable_params": trainable_params(plain), "macs": macs(plain)}
     host = host_description()
+    channels = 3 if options.input == "rgb" else 1
 
     written = []
     for fmt in options.formats:
@@ -192,15 +192,17 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
         try:
             with atomic_path(path) as tmp:
                 _convert(model, run, fmt, options, tmp, representative)
-                if fmt == "tflite":  # what the file says about itself, before it is checked and hashed
-                    embed_tflite(tmp, _classifier_facts(path, run, data, options))
-                if fmt == "onnx":
-                    embed_onnx(tmp, facts(name=path.stem, arch=run.config.arch, dataset=run.config.dataset,
-                                          labels=data.spec.card_labels(),
-                                          class_groups=cards.class_groups_section(data.spec.card_labels()),
-                                          source_run=str(run.path), weights_sha256=weights_sha256,
-                                          data_fingerprint=data.provenance.fingerprint,
-                                          transposed=data.spec.transposed, channels=3 if options.input == "rgb" else 1))
+                # what the file says about itself, before it is checked and hashed: one set of facts, both formats
+                said = facts(name=path.stem, arch=run.config.arch, dataset=run.config.dataset,
+                             labels=data.spec.card_labels(),
+                             class_groups=cards.class_groups_section(data.spec.card_labels()),
+                             source_run=str(run.path), weights_sha256=weights_sha256,
+                             data_fingerprint=data.provenance.fingerprint, transposed=data.spec.transposed,
+                             channels=channels)
+                if fmt == "tflite":
+                    embed_tflite(tmp, _classifier_facts(said, channels))
+                else:
+                    embed_onnx(tmp, said)
                 runtime = open_artifact(tmp)
                 probabilities = runtime.predict(test_images, batch_size=options.eval_batch)
                 check = parity(reference, probabilities)
@@ -286,14 +288,12 @@ def rgb_input(model):
     return keras.Model(image, model(grey), name=f"{model.name}_rgb")
 
 
-def _classifier_facts(path: Path, run: Run, data, options: ExportOptions) -> ClassifierFacts:
-    labels = data.spec.card_labels()
-    channels = 3 if options.input == "rgb" else 1
-    return ClassifierFacts(name=path.stem, description=f"{run.config.arch} trained on {run.config.dataset} "
-                           f"(edge-emnist): one 28x28 character in, softmax over {len(labels)} classes out",
-                           version=__version__, author="edge-emnist",
-                           labels=[labels[str(i)] for i in range(len(labels))], channels=channels, size=28,
-                           mean=[0.0] * channels, std=[255.0] * channels, value_range=(0, 255))
+def _classifier_facts(said: dict[str, str], channels: int) -> ClassifierFacts:
+    """The TFLite metadata's fields, taken from the facts the ONNX file carries too."""
+    normalization = json.loads(said["normalization"])
+    return ClassifierFacts(name=said["name"], description=said["description"], version=said["version"],
+                           author="edge-emnist", labels=json.loads(said["labels"]), channels=channels, size=28,
+                           mean=normalization["mean"], std=normalization["std"], value_range=(0, 255))
 
 
 def _emulated_check(artifact: Path, target: str, test, reference: np.ndarray, options: ExportOptions) -> dict:
