@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -42,17 +43,27 @@ BACKENDS = {b.name: b for b in (
 
 # Each takes the Keras module first: the model is built by whichever Keras `load_keras` gave. TrainConfig's
 # choices are these tables' keys.
-# Each takes the Keras module first: the model is built by whichever Keras `keras3.load_keras` gave.
 OPTIMIZERS = {
     "adam": lambda keras, lr, momentum: keras.optimizers.Adam(lr),
     "nadam": lambda keras, lr, momentum: keras.optimizers.Nadam(lr),
     "sgd": lambda keras, lr, momentum: keras.optimizers.SGD(lr, momentum=momentum),
 }
-# On a validation-loss plateau of 2 epochs, halve the learning rate (down to 1e-5); None: keep it constant.
+
+
+def cosine_lr(epoch: int, lr: float, epochs: int) -> float:
+    """Cosine decay from `lr` at epoch 0 towards 0 at `epochs` (per epoch): no plateau to detect, so it works the
+    same whatever the validation loss measures (a distillation loss never plateaus on the labels' scale)."""
+    return lr * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs))
+
+
+# The LR schedule as a Keras callback (either Keras: both have these), from the run's lr and epochs; None: constant.
+# plateau: halve the LR after a validation-loss plateau of 2 epochs (down to 1e-5). cosine: cosine_lr over the run.
 LR_SCHEDULES = {
     "constant": None,
-    "plateau": lambda keras: keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2,
-                                                               min_lr=1e-5),
+    "plateau": lambda keras, lr, epochs: keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                                           patience=2, min_lr=1e-5),
+    "cosine": lambda keras, lr, epochs: keras.callbacks.LearningRateScheduler(
+        lambda epoch, _current: cosine_lr(epoch, lr, epochs)),
 }
 INITIALIZERS = {
     "glorot": None,  # Keras' default (glorot_uniform): leave the builders' weights as they are

@@ -150,8 +150,9 @@ class TrainConfig:
     distill: dict | None = option(None, help="distillation settings", cli=False)
     lr_schedule: str = option("constant", choices=lambda: LR_SCHEDULES,
                               help="constant (the study's); plateau: halve the LR after 2 epochs without "
-                                   "validation-loss gain (--resume --lr-schedule plateau switches it on for the rest "
-                                   "of a run)")
+                                   "validation-loss gain; cosine: decay it to 0 over --epochs (a resume with more "
+                                   "epochs stretches the rest); --resume --lr-schedule X switches X on for the rest "
+                                   "of a run")
 
     def validate(self) -> None:
         model_entry(self.arch)

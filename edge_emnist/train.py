@@ -197,7 +197,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
             callbacks = [make_epoch_callback(keras, run_dir, history, config, verbose, started, student=model,
                                              tracker=tracker)]
             if LR_SCHEDULES[config.lr_schedule]:  # after the checkpoint callback, which logs the epoch's own LR
-                callbacks.append(LR_SCHEDULES[config.lr_schedule](keras))
+                callbacks.append(LR_SCHEDULES[config.lr_schedule](keras, config.lr, config.epochs))
             if initial_epoch < config.epochs and not should_stop(history, config.patience):
                 if verbose:
                     devices = ", ".join(keras3.accelerators(backend)) or "CPU"

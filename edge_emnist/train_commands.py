@@ -57,7 +57,8 @@ def _finetune(args: argparse.Namespace, prune: PruneConfig | None, qat: bool) ->
     output = args.output or default_output(args.run, prune, qat)
     tune = from_args(FinetuneConfig, args)
     metrics = optimize_run(args.run, prune=prune, qat=qat, epochs=tune.epochs, qat_epochs=tune.qat_epochs,
-                           lr=tune.lr, output=output, data_dir=args.data_dir, cache_dir=args.cache_dir)
+                           lr=tune.lr, lr_schedule=tune.lr_schedule, output=output, data_dir=args.data_dir,
+                           cache_dir=args.cache_dir)
     print("\n".join(report_lines(metrics, output)))
     return 0
 
@@ -99,7 +100,7 @@ def _training(p: argparse.ArgumentParser) -> None:
 
 def _finetuning(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", type=Path, metavar="RUN", help="a finished training run folder")
-    add_options(p, FinetuneConfig, ["epochs", "lr"])
+    add_options(p, FinetuneConfig, ["epochs", "lr", "lr_schedule"])
     p.add_argument("--output", type=Path, metavar="DIR",
                    help="new run folder (default: RUN-p50, RUN-qat, RUN-p50-qat beside RUN)")
     add_options(p.add_argument_group("data location"), DataLocation)

@@ -143,6 +143,13 @@ def test_edgenet_cost_is_known_from_its_shape_before_training():
     assert create_model("edgenet", 47, pool="flatten").get_layer("flatten").output_shape[-1] == 3 * 3 * 64
     with pytest.raises(ValueError, match="pool must be one of"):
         create_model("edgenet", 47, pool="mean")
+    # a strided stem: the first convolution at 14x14 (a quarter of its MACs), no first pool, the same later stages
+    strided = create_model("edgenet", 47, stem_stride=2)
+    assert strided.get_layer("s1b1_conv").output_shape[1:3] == (14, 14)
+    assert "pool1" not in [layer.name for layer in strided.layers]
+    assert cost(stem_stride=2) == (base[0], base[1] - 3 * 28 * 28 * 9 * 16 // 4)
+    with pytest.raises(ValueError, match="stem_stride must be 1 or 2"):
+        create_model("edgenet", 47, stem_stride=3)
 
 
 def test_model_options_are_parsed_by_the_builders_own_defaults():

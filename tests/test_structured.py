@@ -151,3 +151,17 @@ def test_qat_after_structured_pruning_exports_int8(trained, tmp_path):
     [path] = export_run(trained / "run-s50-qat", ExportOptions(quantize="int8", formats=["tflite"], out_dir=tmp_path),
                         data_dir=trained / "data", log=lambda _: None)
     assert path.name == "lenet5-mnist-s50-qat-int8.tflite"
+
+
+def test_structured_fine_tuning_keeps_its_best_validation_epoch_under_a_cosine_lr(trained, tmp_path):
+    out = tmp_path / "run-s50-cosine"
+    metrics = optimize_run(trained / "run", prune=PruneConfig(structured=0.5), epochs=3, lr=3e-3,
+                           lr_schedule="cosine", output=out, data_dir=trained / "data", verbose=0)
+    history = json.loads((out / "optimization.json").read_text())["history"]
+    assert [row["lr"] for row in history] == pytest.approx([3e-3, 2.25e-3, 0.75e-3], rel=1e-3)
+    best = max(history, key=lambda row: row["val_accuracy"])
+    assert [row["kept"] for row in history] == [row is best for row in history]
+    assert metrics["val_accuracy"] == pytest.approx(best["val_accuracy"], abs=1e-6)  # those weights, not the last's
+    with pytest.raises(EdgeEmnistError, match="constant or cosine"):
+        optimize_run(trained / "run", prune=PruneConfig(structured=0.5), lr_schedule="plateau",
+                     output=tmp_path / "x", data_dir=trained / "data", verbose=0)

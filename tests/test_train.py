@@ -98,10 +98,20 @@ def test_resume_can_switch_on_the_plateau_schedule(tiny_data, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["lr_schedule"] == "plateau"
     import keras
 
-    callback = LR_SCHEDULES["plateau"](keras)
+    callback = LR_SCHEDULES["plateau"](keras, 1e-3, 4)
     assert (callback.monitor, callback.factor, callback.patience) == ("val_loss", 0.5, 2)
     with pytest.raises(EdgeEmnistError, match="LR schedule must be one of"):
-        train(config(lr_schedule="cosine"), tmp_path / "other", data_dir=tiny_data, verbose=0)
+        train(config(lr_schedule="linear"), tmp_path / "other", data_dir=tiny_data, verbose=0)
+
+
+def test_cosine_schedule_decays_the_lr_epoch_by_epoch(tiny_data, tmp_path):
+    from edge_emnist.keras3 import cosine_lr
+
+    assert cosine_lr(0, 1e-3, 4) == pytest.approx(1e-3) and cosine_lr(2, 1e-3, 4) == pytest.approx(5e-4)
+    assert cosine_lr(4, 1e-3, 4) == pytest.approx(0) and cosine_lr(9, 1e-3, 4) == pytest.approx(0)
+    train(config(epochs=3, lr=1e-3, lr_schedule="cosine"), tmp_path / "run", data_dir=tiny_data, verbose=0)
+    lrs = [row["lr"] for row in read_history(tmp_path / "run")]
+    assert lrs == pytest.approx([cosine_lr(epoch, 1e-3, 3) for epoch in range(3)], rel=1e-4)
 
 
 def test_killed_run_resumes_where_it_stopped(tiny_data, tmp_path):

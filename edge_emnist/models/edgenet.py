@@ -4,6 +4,7 @@ MACs) is known before any training and a search can walk it.
     image 28x28x1
     stage 1: depth[0] x (conv k[0]x k[0], round(base[0] x width) -> batch norm -> relu)   28x28
              max pool 2x2                                                                14x14
+             (`stem_stride=2`: the first convolution strides 2 and this pool goes)
     stage 2: depth[1] x (conv or depthwise-separable block, round(base[1] x width))      14x14
              max pool 2x2                                                                7x7
     stage 3: depth[2] x (conv or depthwise-separable block, round(base[2] x width))      7x7
@@ -18,6 +19,9 @@ depthwise k x k -> batch norm -> relu -> pointwise 1x1 -> batch norm -> relu.
 Global pooling forgets where a stroke is, which a narrow network cannot afford on characters (an "L" and a "7"
 differ mostly in position); the flatten head keeps a 3x3 map of positions for the cost of a larger dense layer
 (parameters, not many MACs).
+
+At full resolution the first stage is the costliest part of a narrow network on a CPU (784 positions, memory-bound
+for a few filters); a strided stem computes it at 14x14, a quarter of the positions, and drops the first pool.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ def channels(base: int, width: float) -> int:
     return max(4, int(round(base * width / 4)) * 4)
 
 
-def _conv_bn_relu(x, filters: int, kernel: int, name: str):
-    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def _conv_bn_relu(x, filters: int, kernel: int, name: str, strides: int = 1):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
@@ -52,21 +56,26 @@ def _separable(x, filters: int, kernel: int, name: str):
 
 @register("edgenet", "compact family: 3 conv stages (width, depth, kernels, separable), GAP head", family=True)
 def edgenet(num_classes: int, width: float = 1.0, depths: tuple = (1, 1, 1), kernels: tuple = (3, 3, 3),
-            base: tuple = (16, 32, 64), separable: bool = False, head: int = 0, pool: str = "gap"):
+            base: tuple = (16, 32, 64), separable: bool = False, head: int = 0, pool: str = "gap",
+            stem_stride: int = 1):
     if not (len(depths) == len(kernels) == len(base) == 3):
         raise ValueError("edgenet has three stages: depths, kernels and base take three values each")
     if min(depths) < 1 or min(kernels) < 1 or width <= 0 or head < 0:
         raise ValueError("edgenet needs depths and kernels of at least 1, a positive width and head >= 0")
     if pool not in POOLS:
         raise ValueError(f"edgenet pool must be one of {', '.join(POOLS)}, got {pool!r}")
+    if stem_stride not in (1, 2):
+        raise ValueError(f"edgenet stem_stride must be 1 or 2, got {stem_stride!r}")
     x = inputs = image_input()
     for stage, (depth, kernel, filters) in enumerate(zip(depths, kernels, base, strict=True), 1):
         for block in range(1, depth + 1):
             name = f"s{stage}b{block}"
             first = stage == 1 and block == 1
-            block_of = _separable if separable and not first else _conv_bn_relu
-            x = block_of(x, channels(filters, width), kernel, name)
-        if stage < 3:
+            if first:
+                x = _conv_bn_relu(x, channels(filters, width), kernel, name, strides=stem_stride)
+            else:
+                x = (_separable if separable else _conv_bn_relu)(x, channels(filters, width), kernel, name)
+        if stage == 2 or (stage == 1 and stem_stride == 1):
             x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
     if pool == "gap":
         x = layers.GlobalAveragePooling2D(name="gap")(x)

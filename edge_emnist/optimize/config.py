@@ -67,4 +67,6 @@ class FinetuneConfig:
 
     epochs: int = option(2, help="fine-tuning epochs (pruning, or QAT alone)")
     lr: float = option(1e-4, type=positive_float, help="fine-tuning learning rate")
+    lr_schedule: str = option("constant", choices=("constant", "cosine"),
+                              help="fine-tuning LR: constant, or cosine decay to 0 over each stage's epochs")
     qat_epochs: int | None = option(None, type=positive_int, help="QAT epochs after pruning (default: --epochs)")

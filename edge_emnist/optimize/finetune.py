@@ -16,7 +16,7 @@ from edge_emnist.data import load_dataset
 from edge_emnist.device.files import sha256_file
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import save_weights
-from edge_emnist.keras3 import batches_for_keras
+from edge_emnist.keras3 import LR_SCHEDULES, batches_for_keras
 from edge_emnist.models.cost import macs, trainable_params
 from edge_emnist.optimize import prune as pruning
 from edge_emnist.optimize.qat import calibrate_ranges, quantize_wrap
@@ -45,9 +45,12 @@ def default_output(source: str | Path, prune: pruning.PruneConfig | None, qat: b
 
 
 def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None, qat: bool = False,
-                 epochs: int = 2, qat_epochs: int | None = None, lr: float = 1e-4, output: str | Path | None = None,
-                 data_dir=None, cache_dir=None, verbose: int | None = None) -> dict:
-    """Prune and/or QAT fine-tune `source`; returns the new run's metrics (also in its metrics.json)."""
+                 epochs: int = 2, qat_epochs: int | None = None, lr: float = 1e-4, lr_schedule: str = "constant",
+                 output: str | Path | None = None, data_dir=None, cache_dir=None, verbose: int | None = None) -> dict:
+    """Prune and/or QAT fine-tune `source`; returns the new run's metrics (also in its metrics.json).
+
+    Structured pruning keeps its best validation epoch (its structure is fixed from the first step, so every epoch
+    is a candidate); magnitude pruning keeps its last (the sparsity reaches its target only late in the schedule)."""
     if not prune and not qat:
         raise EdgeEmnistError("nothing to do: give a sparsity to prune, --qat, or both")
     if prune:
@@ -56,6 +59,8 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         raise EdgeEmnistError("fine-tuning needs at least 1 epoch")
     if not (math.isfinite(lr) and lr > 0):
         raise EdgeEmnistError(f"learning rate must be a positive finite number, got {lr}")
+    if lr_schedule not in ("constant", "cosine"):
+        raise EdgeEmnistError(f"fine-tuning LR schedule must be constant or cosine, got {lr_schedule!r}")
     run = open_run(source)
     if run.optimization and (prune or run.qat):
         raise EdgeEmnistError(f"{run.path} is already optimized ({run.tag}); start from the trained run "
@@ -86,11 +91,12 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
             print(f"structured pruning: {sum(plan.values())} of {sum(widths.values())} filters kept in {len(plan)} "
                   f"layers; parameters {before['params']:,} -> {filters['params']:,}, MACs {before['macs']:,} -> "
                   f"{filters['macs']:,}; fine-tuning {epochs} epochs", flush=True)
-        history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "structured", [])
+        history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "structured", [], lr_schedule,
+                        keep_best=True)
     elif prune:
         steps = math.ceil(len(y_train) / batch) * epochs
         model = pruning.wrap_for_pruning(model, prune, steps)
-        history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "prune", [_pruning_step()])
+        history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "prune", [_pruning_step()], lr_schedule)
         model = pruning.strip(model)
     # QAT after magnitude pruning must not refill the pruned weights (structured pruning left none)
     keeps_zeros = bool(prune and not prune.structured) or run.has_zeros
@@ -98,7 +104,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     if qat:
         float_model, model = model, quantize_wrap(model, prune_preserving=keeps_zeros)
         calibrated = calibrate_ranges(float_model, model, calibration_sample(run.config, x_train, CALIBRATION_IMAGES))
-        history += _fit(model, train_ds, val_ds, qat_epochs or epochs, lr, verbose, "qat", [])
+        history += _fit(model, train_ds, val_ds, qat_epochs or epochs, lr, verbose, "qat", [], lr_schedule)
 
     test_ds = batches_for_keras(keras, input_batches(data.test.images, data.test.labels, run.config))
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -117,6 +123,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         "qat": {"epochs": qat_epochs or epochs, "prune_preserving": keeps_zeros,
                 "calibrated_ranges": len(calibrated), "calibration_images": CALIBRATION_IMAGES} if qat else None,
         "lr": lr,
+        "lr_schedule": lr_schedule,
         "history": history,
     }
     metrics = {
@@ -138,15 +145,38 @@ def _pruning_step():
     return tfmot.sparsity.keras.UpdatePruningStep()
 
 
-def _fit(model, train_ds, val_ds, epochs, lr, verbose, stage, callbacks) -> list[dict]:
+class _KeepBest(keras.callbacks.Callback):
+    """Puts back the weights of the epoch with the best validation accuracy when fitting ends."""
+
+    def __init__(self):
+        super().__init__()
+        self.best, self.epoch, self.weights = -1.0, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = float((logs or {}).get("val_accuracy", -1.0))
+        if accuracy > self.best:
+            self.best, self.epoch, self.weights = accuracy, epoch + 1, self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+
+
+def _fit(model, train_ds, val_ds, epochs, lr, verbose, stage, callbacks, lr_schedule="constant",
+         keep_best=False) -> list[dict]:
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    schedule = LR_SCHEDULES[lr_schedule]
+    keeper = _KeepBest() if keep_best else None
+    extra = [schedule(keras, lr, epochs)] if schedule else []
     fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                       callbacks=[*callbacks, keras.callbacks.TerminateOnNaN()], verbose=verbose,
-                       shuffle=False)
+                       callbacks=[*callbacks, *extra, *([keeper] if keeper else []),
+                                  keras.callbacks.TerminateOnNaN()], verbose=verbose, shuffle=False)
     rows = [{"stage": stage, "epoch": i + 1, **{k: float(v[i]) for k, v in fitted.history.items()}}
             for i in range(len(fitted.history["loss"]))]
     for row in rows:
         check_finite(row, stage)
+        if keeper:
+            row["kept"] = row["epoch"] == keeper.epoch  # the weights the run holds
     return rows
 
 
