@@ -179,14 +179,17 @@ def cmd_robustness(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from edge_emnist.report.bench_report import write_report
-    from edge_emnist.report.results import load_records, records_or
+    from edge_emnist.report.relative import reference_latencies
+    from edge_emnist.report.results import iter_records, load_records, records_or
 
     records = load_records(args.results)
     command = "edge-emnist report " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "edge-emnist report"
     options = from_args(ReportOptions, args)
     output = write_report(records, options.out, command=command, card_dirs=options.exported,
                           robustness_records=records_or(args.robustness, COMMITTED_ROBUSTNESS),
-                          profile_records=records_or(args.profiles, COMMITTED_PROFILES))
+                          profile_records=records_or(args.profiles, COMMITTED_PROFILES),
+                          references=reference_latencies(iter_records(args.results), options.reference),
+                          reference=options.reference)
     print(f"wrote {output}")
     return 0
 

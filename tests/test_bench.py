@@ -129,6 +129,13 @@ def test_report_and_pick(artifacts, tmp_path, capsys):
     assert float(cells[5]) == pytest.approx(100 * (float(cells[2]) - float(cells[4])), abs=0.011)
     pngs = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
     assert pngs[-1] == "sizes.png" and pngs[0].startswith("pareto-cpu-")
+    # latency budgets as multiples of a reference measured in the same call (default: the bymerge LeNet-5)
+    assert "Against the reference" not in report
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "relative"),
+                 "--exported", str(root / "exported"), "--reference", "lenet5-mnist-fp32.tflite"]) == 0
+    relative = (tmp_path / "relative" / "report.md").read_text()
+    assert "Against the reference `lenet5-mnist-fp32.tflite` timed in the same bench call" in relative
+    assert "- at most 7x: **" in relative
 
     # cards are searched folder by folder (measured artifacts too big to ship keep theirs elsewhere)
     empty = tmp_path / "no-cards"

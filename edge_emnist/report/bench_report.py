@@ -12,7 +12,7 @@ from edge_emnist.device.cards import read_refusals
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.options import option
-from edge_emnist.report import gpu, profiles, robustness
+from edge_emnist.report import gpu, profiles, relative, robustness
 from edge_emnist.report.pareto import knee, pareto_front
 from edge_emnist.report.results import candidates, drop_superseded, failed, latest, skipped
 from edge_emnist.report.summary import HEADERS as SUMMARY_HEADERS
@@ -213,11 +213,16 @@ class ReportOptions:
     exported: tuple[Path, ...] = option((Path("exported"),), type=Path, nargs="+", metavar="DIR", shown="exported/",
                                   help="folders holding the artifacts' model cards, searched in order, for the "
                                        "per-architecture summary")
+    reference: str = option("lenet5-emnist-bymerge-fp32.tflite", metavar="ARTIFACT",
+                            help="latency budgets are read as multiples of this file's p90 in the same bench call")
 
 
 def write_report(records: list[dict], out_dir: Path, command: str = "",
                  card_dirs: Sequence[Path] = (Path("exported"),), robustness_records: Sequence[dict] = (),
-                 profile_records: Sequence[dict] = ()) -> Path:
+                 profile_records: Sequence[dict] = (), references: dict | None = None,
+                 reference: str = ReportOptions.reference) -> Path:
+    """`references`: relative.reference_latencies of every record (older calls included), for the section that
+    reads each point's latency as a multiple of `reference` timed beside it; None leaves that section out."""
     records, replaced = drop_superseded(records, card_dirs)  # measurements of files exported again since
     robust = robustness.current(list(robustness_records), card_dirs)
     current = latest(records)
@@ -247,6 +252,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
             f"Pareto front: {', '.join(p['artifact'] + ' (' + p['runtime'] + ')' for p in front)}. "
             f"Knee: **{best['artifact']}** on {best['runtime']}.", "",
             *front_comparison(points),
+            *relative.section(points, references or {}, reference),
             "Latency at batch 1; accuracy on the full test split through the artifact's runtime.", "",
             markdown_table(HEADERS, [_row(r, throughput) for r in by_latency]),
             "",

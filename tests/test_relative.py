@@ -1,0 +1,37 @@
+"""The report reads latency budgets as multiples of a reference timed in the same bench call."""
+
+from edge_emnist.report import relative
+
+REF = "lenet5-emnist-bymerge-fp32.tflite"
+
+
+def _record(artifact, session, p90, accuracy=0.88, threads=1, dataset="emnist-bymerge", runtime="litert"):
+    return {"artifact": artifact, "session": session, "target": "cpu:vm-amx", "batch": 1, "runtime": runtime,
+            "settings": {"threads": threads, "xnnpack": True}, "latency": {"p90_ms": p90}, "accuracy": accuracy,
+            "dataset": dataset}
+
+
+def test_each_point_is_divided_by_the_reference_of_its_own_call():
+    records = [_record(REF, "a", 0.020), _record(REF, "b", 0.040), _record(REF, "b", 0.030, threads=2)]
+    references = relative.reference_latencies(records, REF)
+    assert relative.ratio(_record("x.tflite", "a", 0.010), references) == (0.5, 0.020)
+    assert relative.ratio(_record("x.tflite", "b", 0.010), references) == (0.25, 0.040)
+    assert relative.ratio(_record("x.tflite", "b", 0.015, threads=2), references) == (0.5, 0.030)
+    assert relative.ratio(_record("x.tflite", "c", 0.010), references) is None  # not measured beside it
+    assert relative.ratio(_record("x.tflite", "a", 0.010, dataset="mnist"), references) is None  # another scale
+    # the reference as timed in another runtime is not the reference
+    assert not relative.reference_latencies([_record(REF, "a", 0.02, runtime="ort")], REF)
+
+
+def test_budgets_pick_the_most_accurate_point_within_them():
+    records = [_record(REF, "a", 0.020, accuracy=0.881), _record("fast.tflite", "a", 0.009, accuracy=0.870),
+               _record("even.tflite", "a", 0.019, accuracy=0.885), _record("slow.onnx", "a", 0.080, accuracy=0.898),
+               _record("elsewhere.tflite", "z", 0.001, accuracy=0.99)]
+    references = relative.reference_latencies(records, REF)
+    assert relative.best_within(records, references, 0.5)["artifact"] == "fast.tflite"
+    assert relative.best_within(records, references, 1.0)["artifact"] == "even.tflite"
+    assert relative.best_within(records, references, 7.0)["artifact"] == "slow.onnx"
+    text = "\n".join(relative.section(records, references, REF, tiers=(0.25, 1.0)))
+    assert "at most 0.25x: none of them" in text and "**even.tflite** (litert), accuracy 0.8850, 0.95x" in text
+    assert "elsewhere.tflite" not in text and "3 of 5 points" in text
+    assert relative.section([_record("x.tflite", "q", 0.01)], references, REF) == []
