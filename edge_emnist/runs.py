@@ -194,10 +194,18 @@ def input_batches(images: np.ndarray, labels: np.ndarray, config: TrainConfig, *
                    seed=config.seed, epoch=epoch, pad_to=pad_to)
 
 
+def distill_tag(config: TrainConfig) -> str:
+    """"kd1-t4" for a student of one teacher at temperature 4, "" for a plain run: in run folders and artifact
+    names, so a distilled model and a plain one of the same shape never share a file name (or a results row)."""
+    if not config.distill:
+        return ""
+    return f"kd{len(config.distill['teachers'])}-t{config.distill['temperature']:g}"
+
+
 def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
     """runs/<arch>[<shape>]-<dataset>-<optimizer>-<init>-lr<lr>-s<seed>: two shapes of one family never share one."""
     shape = shape_tag(config.arch, config.model_options)
-    distilled = f"-kd{len(config.distill['teachers'])}-t{config.distill['temperature']:g}" if config.distill else ""
+    distilled = f"-{distill_tag(config)}" if config.distill else ""
     return root / (f"{config.arch}{shape}-{config.dataset}{distilled}-{config.optimizer}-{config.init}"
                    f"-lr{config.lr:g}-s{config.seed}")
 
@@ -344,12 +352,14 @@ def check_finite(row: dict, stage: str = "training") -> None:
                               "was saved; try a lower --lr")
 
 
-def optimization_tag(sparsity: float | None, m_by_n, qat: bool, structured: float | None = None) -> str:
+def optimization_tag(sparsity: float | None, m_by_n, qat: bool, structured: float | None = None,
+                     criterion: str | None = None) -> str:
     """Short suffix naming the optimizations, for run and artifact names: '', 'p50', 'p50-qat', '2of4-qat', and
-    's50' for half the filters removed (structured)."""
+    's50' for half the filters removed (structured) by L1 norm, 's50bn' by batch-norm scale: two prunings that
+    keep different filters never share a file name."""
     parts = []
     if structured:
-        parts.append(f"s{round(100 * structured)}")
+        parts.append(f"s{round(100 * structured)}{criterion if criterion and criterion != 'l1' else ''}")
     elif m_by_n:
         parts.append(f"{m_by_n[0]}of{m_by_n[1]}")
     elif sparsity:
@@ -391,7 +401,8 @@ class Run:
     @property
     def tag(self) -> str:
         pruning = self.optimization.get("pruning") or {}
-        return optimization_tag(pruning.get("sparsity"), pruning.get("m_by_n"), self.qat, pruning.get("structured"))
+        return optimization_tag(pruning.get("sparsity"), pruning.get("m_by_n"), self.qat, pruning.get("structured"),
+                                pruning.get("criterion"))
 
 
 def check_run_folder(path: str | Path) -> Path:

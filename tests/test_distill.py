@@ -81,7 +81,8 @@ def test_a_distilled_run_is_an_ordinary_run(made, tmp_path, capsys):
     student.load_weights(str(run / "best.weights.h5"))
     [path] = export_run(run, ExportOptions(quantize="none", formats=["tflite"], out_dir=tmp_path / "out"),
                         data_dir=made / "mnist", log=lambda _: None)
-    assert path.name.startswith("edgenet-width0.5-mnist")
+    # named as distilled (two teachers, T 3): never the same file name as a plain run of the same shape
+    assert path.name == "edgenet-width0.5-mnist-kd2-t3-fp32.tflite"
     # resumable like any run, with its teachers from its own config.json
     assert _distill(made, "--run-dir", str(run), "--resume", "--epochs", "3") == 0
     assert len((run / "history.csv").read_text().splitlines()) == 4

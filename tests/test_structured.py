@@ -165,3 +165,12 @@ def test_structured_fine_tuning_keeps_its_best_validation_epoch_under_a_cosine_l
     with pytest.raises(EdgeEmnistError, match="constant or cosine"):
         optimize_run(trained / "run", prune=PruneConfig(structured=0.5), lr_schedule="plateau",
                      output=tmp_path / "x", data_dir=trained / "data", verbose=0)
+
+
+def test_the_criterion_is_in_the_name_unless_it_is_the_default():
+    from edge_emnist.optimize.finetune import default_output
+    from edge_emnist.runs import optimization_tag
+
+    assert optimization_tag(None, None, False, 0.5) == optimization_tag(None, None, False, 0.5, "l1") == "s50"
+    assert optimization_tag(None, None, True, 0.5, "bn") == "s50bn-qat"
+    assert default_output("runs/x", PruneConfig(structured=0.25, criterion="bn"), False).name == "x-s25bn"

@@ -35,11 +35,13 @@ from edge_emnist.models.cost import macs, trainable_params
 from edge_emnist.optimize.prune import sparsity_report
 from edge_emnist.optimize.rebuild import build_model
 from edge_emnist.optimize.structured import narrow
-from edge_emnist.runs import Run, calibration_sample, open_run, training_split
+from edge_emnist.runs import Run, calibration_sample, distill_tag, open_run, training_split
 
 
 def artifact_name(run: Run, options: ExportOptions, fmt: str) -> str:
     parts = [run.config.arch + shape_tag(run.config.arch, run.config.model_options), run.config.dataset]
+    if run.config.distill:
+        parts.append(distill_tag(run.config))
     if run.tag:
         parts.append(run.tag)
     parts.append(QUANTIZATIONS[options.quantize].variant)

@@ -40,7 +40,7 @@ def default_output(source: str | Path, prune: pruning.PruneConfig | None, qat: b
     """RUN-p50, RUN-2of4, RUN-s50 (structured), RUN-qat, RUN-p50-qat beside the source run."""
     source = Path(source)
     tag = optimization_tag(prune.sparsity if prune else None, prune.m_by_n if prune else None, qat,
-                           prune.structured if prune else None)
+                           prune.structured if prune else None, prune.criterion if prune else None)
     return source.with_name(f"{source.name}-{tag}")
 
 
