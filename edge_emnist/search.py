@@ -16,6 +16,7 @@ target and written to a report in OUT/report: only these winners are ever scored
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from edge_emnist.data.registry import DATASETS, DEFAULT_DATASET
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.options import fraction, option, positive_float
 from edge_emnist.runs import check_run_folder, teacher_list
+from edge_emnist.workspace import SHIPPED_EXPORTS
 
 # The family's search space: what a trial may draw for each option of models/edgenet.py.
 SPACE = {
@@ -244,14 +246,29 @@ def spread(front: list[dict], count: int) -> list[dict]:
     return [front[round(i * step)] for i in range(count)]
 
 
+def shipped_reference(dataset: str) -> Path | None:
+    """The report's latency reference (ReportOptions.reference) where this checkout ships it for `dataset`."""
+    from edge_emnist.report.bench_report import ReportOptions
+
+    path = SHIPPED_EXPORTS / ReportOptions.reference
+    card = path.with_name(path.name + ".json")
+    if not (path.is_file() and card.is_file()):
+        return None
+    try:
+        return path if json.loads(card.read_text()).get("dataset") == dataset else None
+    except (OSError, ValueError):
+        return None
+
+
 def train_finalists(front: list[dict], options: SearchOptions, *, data_dir=None, cache_dir=None, machine=None,
                     log=print) -> dict:
     """The finalists stage: train, export every variant, bench on the target, report. Resumable: a finished
     finalist is skipped, an interrupted one resumes; a re-run replaces the stage's artifacts and records."""
     from edge_emnist.distill import check_teachers, resolved
     from edge_emnist.export.artifacts import ExportOptions, export_run
-    from edge_emnist.report.bench_report import write_report
-    from edge_emnist.report.results import load_records
+    from edge_emnist.report.bench_report import ReportOptions, write_report
+    from edge_emnist.report.relative import reference_latencies
+    from edge_emnist.report.results import iter_records, load_records
     from edge_emnist.runs import DistillConfig, TrainConfig
     from edge_emnist.train import train
 
@@ -280,11 +297,14 @@ def train_finalists(front: list[dict], options: SearchOptions, *, data_dir=None,
         raise EdgeEmnistError(f"every finalist's export was refused at its parity bar (see "
                               f"{exported / 'refused.jsonl'})")
     results.unlink(missing_ok=True)
-    bench(artifacts, BenchOptions(runtimes=("litert", "ort"), threads=(options.threads,), batches=(1,),
-                                  results=results, yardstick=False), data_dir=data_dir, cache_dir=cache_dir,
-          machine=machine, log=log)
-    report = write_report(load_records([results]), options.out / "report", card_dirs=[exported],
-                          command=f"edge-emnist report --results {results} --exported {exported} "
-                                  f"--out {options.out / 'report'}")
+    reference = shipped_reference(options.dataset)  # timed in the same call: the report reads budgets as ratios
+    bench([*artifacts, *([reference] if reference else [])],
+          BenchOptions(runtimes=("litert", "ort"), threads=(options.threads,), batches=(1,), results=results,
+                       yardstick=False), data_dir=data_dir, cache_dir=cache_dir, machine=machine, log=log)
+    cards = [exported, *([reference.parent] if reference else [])]
+    report = write_report(load_records([results]), options.out / "report", card_dirs=cards,
+                          command=f"edge-emnist report --results {results} --exported {' '.join(map(str, cards))} "
+                                  f"--out {options.out / 'report'}",
+                          references=reference_latencies(iter_records([results]), ReportOptions.reference))
     return {"finalists": trained, "artifacts": [str(p) for p in artifacts], "refused": len(refused),
             "results": str(results), "report": str(report)}

@@ -136,3 +136,20 @@ def test_finalists_can_be_distilled_from_a_teacher(tiny, tmp_path, capsys):
     assert distill["teachers"] == [str(tmp_path / "teacher")] and len(distill["teacher_sha256"]) == 1
     assert main(_argv(tiny, tmp_path / "s2", "1", "--finalists", "1", "--teacher", str(tmp_path / "nowhere"))) == 2
     assert "no run at" in capsys.readouterr().err and not (tmp_path / "s2").exists()  # refused before any trial
+
+
+def test_finalists_are_timed_beside_the_shipped_reference_of_their_dataset(tmp_path, monkeypatch):
+    import json
+
+    from edge_emnist.report.bench_report import ReportOptions
+    from edge_emnist.search import shipped_reference
+
+    monkeypatch.chdir(tmp_path)
+    assert shipped_reference("emnist-bymerge") is None  # a checkout without exported/
+    (tmp_path / "exported").mkdir()
+    reference = tmp_path / "exported" / ReportOptions.reference
+    reference.write_bytes(b"tflite")
+    assert shipped_reference("emnist-bymerge") is None  # no card: not a shipped artifact
+    reference.with_name(reference.name + ".json").write_text(json.dumps({"dataset": "emnist-bymerge"}))
+    assert shipped_reference("emnist-bymerge").resolve() == reference.resolve()
+    assert shipped_reference("mnist") is None  # another task's latency is no yardstick for this one
