@@ -24,7 +24,8 @@ runs=(  # NAME:COMMAND and its options after the common ones (a later flag overr
   "s2-w1-sep111:train --option width=1.0 ${stem2[*]} --option separable=true"
   "s2-w1-sep111-h64:train --option width=1.0 ${stem2[*]} --option separable=true --option head=64"
   "s2-w1-sep111-h128:train --option width=1.0 ${stem2[*]} --option separable=true --option head=128"
-  "s2-w1-sep111-h64-e30:train --option width=1.0 ${stem2[*]} --option separable=true --option head=64 --epochs 30 --patience 30"
+  "s2-w1-sep111-h64-aug05:train --option width=1.0 ${stem2[*]} --option separable=true --option head=64 --epochs 30 --patience 30 --augment 0.5"
+  "s2-w05-d112-aug05-e50:train --option width=0.5 ${stem2[*]} --option depths=1,1,2 --epochs 50 --patience 50 --augment 0.5"
 )
 for entry in "${runs[@]}"; do
   name=${entry%%:*}
