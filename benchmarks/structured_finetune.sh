@@ -28,4 +28,4 @@ prune custom_vgg-emnist-bymerge custom_vgg-emnist-bymerge-s50bn-cosine bn
 [ -n "${EXPORT_ONLY:-}" ] && exit 0  # EXPORT_ONLY=1: train and export now, bench on an idle machine later
 edge-emnist bench exported/lenet5-emnist-bymerge-fp32.tflite exported/simple_cnn-emnist-bymerge-fp32.tflite \
     exported/simple_cnn-emnist-bymerge-fp32.onnx \
-    "$out/exported-finetune" --threads 1 --batch 1 --runtime litert,ort --results "$results"
+    "$out"/exported-finetune/*/ --threads 1 --batch 1 --runtime litert,ort --results "$results"
