@@ -10,6 +10,7 @@ from edge_emnist.options import open_fraction, option, positive_float, positive_
 
 SCHEDULES = ("polynomial", "constant")
 CRITERIA = ("l1", "bn")  # structured pruning: which filters go (optimize/structured.py scores them)
+FINETUNE_SCHEDULES = ("constant", "cosine")  # the keras3.LR_SCHEDULES rows a 2-8 epoch fine-tuning can use
 
 
 def parse_m_by_n(text: str) -> tuple[int, int]:
@@ -67,6 +68,6 @@ class FinetuneConfig:
 
     epochs: int = option(2, help="fine-tuning epochs (pruning, or QAT alone)")
     lr: float = option(1e-4, type=positive_float, help="fine-tuning learning rate")
-    lr_schedule: str = option("constant", choices=("constant", "cosine"),
+    lr_schedule: str = option("constant", choices=FINETUNE_SCHEDULES,
                               help="fine-tuning LR: constant, or cosine decay to 0 over each stage's epochs")
     qat_epochs: int | None = option(None, type=positive_int, help="QAT epochs after pruning (default: --epochs)")

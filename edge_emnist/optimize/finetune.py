@@ -19,6 +19,7 @@ from edge_emnist.io import save_weights
 from edge_emnist.keras3 import LR_SCHEDULES, batches_for_keras
 from edge_emnist.models.cost import macs, trainable_params
 from edge_emnist.optimize import prune as pruning
+from edge_emnist.optimize.config import FINETUNE_SCHEDULES
 from edge_emnist.optimize.qat import calibrate_ranges, quantize_wrap
 from edge_emnist.optimize.rebuild import build_model
 from edge_emnist.optimize.structured import prune_filters
@@ -59,8 +60,8 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         raise EdgeEmnistError("fine-tuning needs at least 1 epoch")
     if not (math.isfinite(lr) and lr > 0):
         raise EdgeEmnistError(f"learning rate must be a positive finite number, got {lr}")
-    if lr_schedule not in ("constant", "cosine"):
-        raise EdgeEmnistError(f"fine-tuning LR schedule must be constant or cosine, got {lr_schedule!r}")
+    if lr_schedule not in FINETUNE_SCHEDULES:
+        raise EdgeEmnistError(f"fine-tuning LR schedule must be {' or '.join(FINETUNE_SCHEDULES)}, got {lr_schedule!r}")
     run = open_run(source)
     if run.optimization and (prune or run.qat):
         raise EdgeEmnistError(f"{run.path} is already optimized ({run.tag}); start from the trained run "
