@@ -16,7 +16,6 @@ target and written to a report in OUT/report: only these winners are ever scored
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,16 +247,12 @@ def spread(front: list[dict], count: int) -> list[dict]:
 
 def shipped_reference(dataset: str) -> Path | None:
     """The report's latency reference (ReportOptions.reference) where this checkout ships it for `dataset`."""
+    from edge_emnist.device.cards import read_card
     from edge_emnist.report.bench_report import ReportOptions
 
     path = SHIPPED_EXPORTS / ReportOptions.reference
-    card = path.with_name(path.name + ".json")
-    if not (path.is_file() and card.is_file()):
-        return None
-    try:
-        return path if json.loads(card.read_text()).get("dataset") == dataset else None
-    except (OSError, ValueError):
-        return None
+    card = read_card(path) if path.is_file() else None
+    return path if card and card.get("dataset") == dataset else None
 
 
 def train_finalists(front: list[dict], options: SearchOptions, *, data_dir=None, cache_dir=None, machine=None,
