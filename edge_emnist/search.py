@@ -8,10 +8,11 @@ split; no trial touches the test split. Two objectives, validation accuracy up a
 default, so a killed search resumes and two workers on one machine share it; a database URL (PostgreSQL, MySQL)
 lets workers on many machines share one study. `optuna-dashboard <storage>` shows it.
 
-With `--finalists N`, up to N trials spread along the front are then trained to convergence (augmentation, the
-plateau schedule, early stopping; optionally distilled from `--teacher` runs), exported in every variant (.tflite
-and .onnx, float32/float16/dynamic/int8; a variant below its parity bar is recorded as refused), benched on the
-target and written to a report in OUT/report: only these winners are ever scored on the test split.
+With `--finalists N`, up to N trials spread along the front are then trained to convergence (half-strength
+augmentation and a cosine schedule by default, `--final-*` to change them; optionally distilled from `--teacher`
+runs), exported in every variant (.tflite and .onnx, float32/float16/dynamic/int8; a variant below its parity bar
+is recorded as refused), benched on the target and written to a report in OUT/report: only these winners are ever
+scored on the test split.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from pathlib import Path
 from edge_emnist.bench.suite import BenchOptions, bench
 from edge_emnist.data.registry import DATASETS, DEFAULT_DATASET
 from edge_emnist.errors import EdgeEmnistError
+from edge_emnist.keras3 import LR_SCHEDULES
 from edge_emnist.options import fraction, option, positive_float
-from edge_emnist.runs import check_run_folder, teacher_list
+from edge_emnist.runs import augment_spec, check_run_folder, resolve_augment, teacher_list
 from edge_emnist.workspace import SHIPPED_EXPORTS
 
 # The family's search space: what a trial may draw for each option of models/edgenet.py.
@@ -57,8 +59,16 @@ class SearchOptions:
     seed: int = option(0, type=int, help="seeds the sampler and every trial's training")
     finalists: int = option(0, help="then train this many front trials to convergence, export every variant, bench "
                                     "them on the target and write OUT/report (0: the front only)")
-    final_epochs: int = option(40, help="finalists: maximum epochs (early stopping on validation ends them sooner)")
-    final_augment: str = option("on", metavar="SPEC", help="finalists: augmentation (train's --augment)")
+    # The finalists' recipe: what trained the shipped edgenets best on emnist-dev bymerge (benchmarks/edgenet_front.md:
+    # half-strength augmentation +0.8 to +1.0 points over none, full strength -0.8; cosine = plateau within 0.05, and
+    # a cosine run needs no early stop: the validation split picks its best epoch).
+    final_epochs: int = option(40, help="finalists: epochs (the cosine schedule decays the LR to 0 over them)")
+    final_augment: str = option("0.5", type=augment_spec, metavar="SPEC",
+                                help="finalists: augmentation (train's --augment)")
+    final_lr_schedule: str = option("cosine", choices=lambda: LR_SCHEDULES,
+                                    help="finalists: LR schedule (train's --lr-schedule)")
+    final_patience: int | None = option(None, metavar="N", help="finalists: early stopping after N epochs without "
+                                                                "a better validation accuracy (default: none)")
     mlflow: str | None = option(None, metavar="URI", help="also track every trial and finalist in MLflow (a folder "
                                                           "such as mlruns, or a tracking server URL)")
     teachers: tuple[str, ...] = option((), flag="--teacher", type=teacher_list, metavar="RUN[,RUN...]",
@@ -71,6 +81,11 @@ class SearchOptions:
             raise EdgeEmnistError("--min-accuracy must be a fraction between 0 and 1")
         if self.finalists < 0 or self.final_epochs < 1:
             raise EdgeEmnistError("--finalists must be 0 or more and --final-epochs at least 1")
+        if self.final_patience is not None and self.final_patience < 1:
+            raise EdgeEmnistError("--final-patience must be at least 1")
+        if self.final_lr_schedule not in LR_SCHEDULES:
+            raise EdgeEmnistError(f"--final-lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
+        resolve_augment(self.final_augment)  # a bad spec fails here, not after the trials
         for teacher in self.teachers:  # before any trial: a typo must not cost a search
             check_run_folder(teacher)
 
@@ -272,8 +287,9 @@ def train_finalists(front: list[dict], options: SearchOptions, *, data_dir=None,
     artifacts, refused, trained = [], [], []
     for number, row in enumerate(chosen, 1):
         run = options.out / "finalists" / f"trial-{row['trial']:04d}"
-        config = TrainConfig(arch="edgenet", dataset=options.dataset, epochs=options.final_epochs, patience=8,
-                             lr_schedule="plateau", augment=options.final_augment, seed=options.seed,
+        config = TrainConfig(arch="edgenet", dataset=options.dataset, epochs=options.final_epochs,
+                             patience=options.final_patience or options.final_epochs,
+                             lr_schedule=options.final_lr_schedule, augment=options.final_augment, seed=options.seed,
                              model_options={k: tuple(v) if isinstance(v, list) else v for k, v in row["shape"].items()})
         if options.teachers:
             settings = DistillConfig(teachers=options.teachers)

@@ -99,6 +99,8 @@ def test_finalists_are_trained_exported_benched_and_reported(tiny, tmp_path, cap
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_accuracy"] is not None  # the winners, and only they, are scored on test
     assert metrics["epochs_run"] == 2
+    config = json.loads((run / "config.json").read_text())  # the finalists' recipe: cosine, no early stop
+    assert config["lr_schedule"] == "cosine" and config["patience"] == 2 and config["augment"] is False
     exported = {p.name for p in (out / "exported").iterdir() if p.suffix in (".tflite", ".onnx")}
     assert any(name.endswith("-fp32.tflite") for name in exported) and any(n.endswith(".onnx") for n in exported)
     records = [json.loads(line) for line in (out / "bench.jsonl").read_text().splitlines()]
@@ -118,6 +120,22 @@ def test_finalists_spread_along_the_front():
 def test_negative_finalists_are_refused():
     with pytest.raises(EdgeEmnistError, match="--finalists"):
         SearchOptions(finalists=-1).validate()
+
+
+@pytest.mark.parametrize("bad, message", [({"final_patience": 0}, "--final-patience"),
+                                          ({"final_lr_schedule": "step"}, "--final-lr-schedule"),
+                                          ({"final_augment": "spin=3"}, "augment")])
+def test_a_bad_finalist_recipe_is_refused_before_any_trial(bad, message):
+    with pytest.raises(EdgeEmnistError, match=message):
+        SearchOptions(**bad).validate()
+
+
+def test_the_finalists_default_recipe_is_the_measured_one():
+    from edge_emnist.runs import resolve_augment
+
+    options = SearchOptions()  # benchmarks/edgenet_front.md: half-strength augmentation, cosine, no early stop
+    assert options.final_lr_schedule == "cosine" and options.final_patience is None
+    assert resolve_augment(options.final_augment) == resolve_augment("0.5")
 
 
 @pytest.mark.slow
