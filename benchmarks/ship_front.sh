@@ -9,8 +9,8 @@
 # the committed runs in benchmarks/results/runs/. Exports are checked against emulated Cortex-A76 and AVX2-only
 # CPUs (their answers, on 2,000 test images, are on each card).
 set -euo pipefail
-check=(--check-on qemu-aarch64:cortex-a76 qemu-x86_64:haswell)
 runs=benchmarks/results/runs
+source benchmarks/ship_lib.sh  # check, best_of, commit_run
 vgg=runs/structured/custom_vgg-emnist-bymerge-s50-qat
 vgg75=runs/structured/custom_vgg-emnist-bymerge-s75-qat
 [ -f "$vgg/metrics.json" ] || bash benchmarks/structured_pruning.sh runs/structured/bench.jsonl 8 custom_vgg
@@ -23,14 +23,6 @@ stamp=runs/.ship-front-started  # kept until the bench: EXPORT_ONLY=1 exports no
 [ -f "$stamp" ] || { mkdir -p runs; touch "$stamp"; }
 export_to_shipped() {  # BENCH_ONLY=1: the exports are done (an earlier EXPORT_ONLY=1 call), go to the bench
   [ -n "${BENCH_ONLY:-}" ] || edge-emnist export "$@" --out-dir exported --force
-}
-commit_run() {  # SOURCE NAME: a small run into benchmarks/results/runs/, without its resumable checkpoint
-  if [ -d "$runs/$2" ]; then return 0; fi
-  mkdir -p "$runs/$2"
-  cp "$1"/{config.json,metrics.json,best.weights.h5} "$runs/$2/"
-  for extra in optimization.json history.csv learning_curves.png; do
-    if [ -f "$1/$extra" ]; then cp "$1/$extra" "$runs/$2/"; fi
-  done
 }
 commit_run runs/structured/simple_cnn-emnist-bymerge-aug-s50 simple_cnn-emnist-bymerge-aug-s50
 commit_run runs/edgenet-shapes/edgenet-width0.75_depths1.2.2 edgenet-width0.75_depths1.2.2

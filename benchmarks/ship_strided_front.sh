@@ -9,19 +9,8 @@
 #
 # Needs the runs of benchmarks/edgenet_front.sh (run it first).
 set -euo pipefail
-check=(--check-on qemu-aarch64:cortex-a76 qemu-x86_64:haswell)
 runs=benchmarks/results/runs
-best_of() {  # the run folder with the best validation accuracy among those given
-  python -c 'import json, sys; print(max(sys.argv[1:], key=lambda r: json.load(open(r + "/metrics.json"))["val_accuracy"]))' "$@"
-}
-commit_run() {  # SOURCE NAME: a small run into benchmarks/results/runs/, without its resumable checkpoint
-  if [ -d "$runs/$2" ]; then return 0; fi
-  mkdir -p "$runs/$2"
-  cp "$1"/{config.json,metrics.json,best.weights.h5} "$runs/$2/"
-  for extra in history.csv learning_curves.png; do
-    if [ -f "$1/$extra" ]; then cp "$1/$extra" "$runs/$2/"; fi
-  done
-}
+source benchmarks/ship_lib.sh  # check, best_of, commit_run
 lenet_speed=$(best_of runs/front/s2-w05-d112 runs/front/s2-w05-d112-aug05 runs/front/s2-w05-d112-aug05-e50)
 half_lenet=$(best_of runs/front/s2-w1-sep111-h64 runs/front/s2-w1-sep111-h64-aug05)
 d112=edgenet-depths1.1.2-poolflatten-stem_stride2-width0.5  # the shape tag, as the artifacts spell it
