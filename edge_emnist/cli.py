@@ -208,7 +208,7 @@ def cmd_pick(args: argparse.Namespace) -> int:
     robustness.attach(records, robust)
     _, why = pick(records, where.target or default_target(records), constraints, threads=where.threads,
                   dataset=where.dataset, artifact_dirs=where.exported, check_files=True,
-                  allow_uncarded=where.allow_uncarded)
+                  allow_uncarded=where.allow_uncarded, input_kind=where.input_kind)
     print(why)
     return 0
 

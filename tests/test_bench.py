@@ -739,3 +739,63 @@ def test_the_report_draws_the_study_networks_front_beside_the_family():
     # pick chooses from both: the family's point wins where it meets the limits
     chosen, _ = pick(records, "cpu:a-avx2", Constraints(min_accuracy=0.89, max_latency_ms=0.1))
     assert chosen["artifact"] == "edgenet-w075.tflite"
+
+
+def test_pick_compares_networks_as_trained_unless_told_the_input(tmp_path):
+    """An app-ready RGB twin is the same network with another interface: by default it does not compete."""
+    from edge_emnist.errors import EdgeEmnistError
+    from edge_emnist.report.pick import Constraints, pick
+
+    records = [_record("a.tflite", "emnist-bymerge", 0.88, 0.02, input="grey"),
+               _record("a-rgb.tflite", "emnist-bymerge", 0.89, 0.01, input="rgb")]
+    assert pick(records, "cpu", Constraints())[0]["artifact"] == "a.tflite"
+    assert pick(records, "cpu", Constraints(), input_kind="rgb")[0]["artifact"] == "a-rgb.tflite"
+    assert pick(records, "cpu", Constraints(), input_kind=None)[0]["artifact"] == "a-rgb.tflite"
+    with pytest.raises(EdgeEmnistError, match="no candidate taking grey input.*--input rgb"):
+        pick(records[1:], "cpu", Constraints())
+
+
+def test_older_records_get_their_input_kind_from_the_card(tmp_path):
+    from edge_emnist.report.results import fill_inputs, of_input
+
+    for name, channels in (("a.tflite", 1), ("a-rgb.tflite", 3)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"input": {"shape": [-1, 28, 28, channels]}}))
+    records = [_record("a.tflite", "emnist-bymerge", 0.88, 0.02), _record("a-rgb.tflite", "emnist-bymerge", 0.89, 0.01),
+               _record("gone.tflite", "emnist-bymerge", 0.5, 0.01)]
+    fill_inputs(records, lambda _: [tmp_path])
+    assert [r["input"] for r in records] == ["grey", "rgb", None]
+    assert [r["artifact"] for r in of_input(records, "grey")] == ["a.tflite", "gone.tflite"]  # unknown: kept
+
+
+def test_bench_records_carry_the_cards_input_kind():
+    from edge_emnist.bench.suite import label_records
+    from edge_emnist.device.cards import card_input
+
+    assert card_input(None) is None and card_input({"input": {"shape": [-1, 28, 28, 1]}}) == "grey"
+    records = [{}]
+    label_records(records, {"input": {"shape": [-1, 28, 28, 3]}}, "cpu:x-avx2", "s")
+    assert records[0]["input"] == "rgb"
+
+
+def test_the_report_keeps_app_ready_twins_off_the_front(tmp_path):
+    from edge_emnist.report.bench_report import write_report
+    from edge_emnist.report.relative import reference_latencies
+
+    host = host_description()
+
+    def point(artifact, accuracy, p90, kind):
+        return {"schema": 2, "artifact": artifact, "runtime": "litert", "settings": {"threads": 1, "xnnpack": True},
+                "batch": 1, "accuracy": accuracy, "size_bytes": 2048, "gzip_bytes": 1024, "host": host,
+                "latency": {"p50_ms": p90, "p90_ms": p90, "p99_ms": p90, "mean_ms": p90, "std_ms": 0.0, "runs": 10},
+                "target": "cpu:x-avx2", "session": "s1", "dataset": "emnist-bymerge", "input": kind, "card": "ok",
+                "memory": {"peak_rss_mb": 100.0}}
+
+    ref = "lenet5-emnist-bymerge-fp32.tflite"
+    records = [point(ref, 0.881, 0.020, "grey"), point("net.tflite", 0.890, 0.030, "grey"),
+               point("net-rgb.tflite", 0.891, 0.025, "rgb")]
+    text = write_report(records, tmp_path / "report", card_dirs=(),
+                        references=reference_latencies(records, ref)).read_text()
+    front = next(line for line in text.splitlines() if line.startswith("Pareto front:"))
+    assert "net.tflite" in front and "net-rgb" not in front
+    assert "at most 2x: **net.tflite**" in text
+    assert "leave out 1 settings of app-ready RGB-input twins" in text and "| net-rgb.tflite |" in text

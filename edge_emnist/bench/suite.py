@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_emnist.device import records as records_of
-from edge_emnist.device.cards import CARD_MISSING, CARD_OF_ANOTHER_FILE, checked_card
+from edge_emnist.device.cards import CARD_MISSING, CARD_OF_ANOTHER_FILE, card_input, checked_card
 from edge_emnist.device.files import sha256_file
 from edge_emnist.device.formats import CPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES, on_gpu, runtimes_for
 from edge_emnist.device.host import gpu_target
@@ -165,7 +165,7 @@ def label_records(records: list[dict], card: dict, target: str, session: str, ca
         record.update({
             "target": target, "session": session, "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "arch": card.get("arch"), "dataset": card.get("dataset"), "quantize": card.get("quantize"),
-            "format": card.get("format"),
+            "format": card.get("format"), "input": card_input(card),
             "optimization": (card.get("source") or {}).get("optimization"),
             "data_fingerprint": (card.get("source") or {}).get("data_fingerprint"),
             "card_sha256": card.get("sha256"),

@@ -43,6 +43,17 @@ class Card(TypedDict, total=False):
     tools: dict
 
 
+INPUTS = ("grey", "rgb")  # what a model takes: the training's 28x28x1, or 28x28x3 (app-ready) turned grey inside
+
+
+def card_input(card: dict | None) -> str | None:
+    """The input kind (INPUTS) a card describes: rgb for three channels, grey for one; None without a card."""
+    shape = ((card or {}).get("input") or {}).get("shape")
+    if not shape:
+        return None
+    return "rgb" if shape[-1] == 3 else "grey"
+
+
 CARD_REQUIRED = ("artifact", "sha256", "format", "quantize", "arch", "dataset", "labels", "input", "output", "parity",
                  "accuracy")
 

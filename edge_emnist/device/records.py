@@ -55,6 +55,7 @@ class Measured(TypedDict, total=False):
     host: dict  # device.host.host_description
     target: str  # cpu:<hostname>-<ISA tier>, gpu:<name>, qemu-..., <arch>:<device>
     card: str  # card_status: ok, missing, another file
+    input: str | None  # the card's input kind (cards.INPUTS: grey, rgb); older records: read from the card
     artifact_path: str
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_emnist.device.cards import INPUTS
 from edge_emnist.device.formats import FORMAT_ALIASES, FORMATS, QUANTIZATIONS, format_named
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.models.external import ORIENTATIONS, PIXELS  # an imported model's conventions
@@ -13,7 +14,6 @@ from edge_emnist.options import option, positive_int
 from edge_emnist.workspace import USER_EXPORTS
 
 IO_TYPES = tuple(sorted({t for f in FORMATS.values() for t in f.io_types}))  # edge types an int8 file may take
-INPUTS = ("grey", "rgb")  # what the model takes: the training's 28x28x1, or 28x28x3 converted to grey inside
 
 
 @dataclass

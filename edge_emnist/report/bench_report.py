@@ -14,7 +14,7 @@ from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.options import option
 from edge_emnist.report import gpu, profiles, relative, robustness
 from edge_emnist.report.pareto import knee, pareto_front
-from edge_emnist.report.results import candidates, drop_superseded, failed, latest, skipped
+from edge_emnist.report.results import candidates, drop_superseded, failed, fill_inputs, latest, of_input, skipped
 from edge_emnist.report.summary import HEADERS as SUMMARY_HEADERS
 from edge_emnist.report.summary import INT8_HEADERS, int8_rows, summary_rows
 from edge_emnist.tables import markdown_table
@@ -224,6 +224,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
     """`references`: relative.reference_latencies of every record (older calls included), for the section that
     reads each point's latency as a multiple of `reference` timed beside it; None leaves that section out."""
     records, replaced = drop_superseded(records, card_dirs)  # measurements of files exported again since
+    fill_inputs(records, lambda _: card_dirs)
     robust = robustness.current(list(robustness_records), card_dirs)
     current = latest(records)
     targets = sorted({r["target"] for r in current})
@@ -231,9 +232,12 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
     if command:
         lines += [f"Made by `{command}`.", ""]
     for target in targets:
-        points = candidates(records, target)
-        if not points:
+        listed = candidates(records, target)
+        if not listed:
             continue
+        # the front, its plot and the budgets compare networks as trained; app-ready RGB twins are in the table
+        points = of_input(listed, "grey") or listed
+        twins = len(listed) - len(points)
         host = points[0]["host"]
         throughput = {(r["artifact"], r["runtime"], r["settings"].get("threads"), r["settings"].get("xnnpack")):
                       r["throughput_ips"] for r in current if r["target"] == target and r["batch"] == 32}
@@ -242,7 +246,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
         front = pareto_front(points)
         best = knee(front)
         versions = host["versions"]
-        by_latency = sorted(points, key=lambda r: r["latency"]["p90_ms"])
+        by_latency = sorted(listed, key=lambda r: r["latency"]["p90_ms"])
         lines += [
             f"## {target}", "",
             f"{host['cpu']}, {host['cores']} cores, ISA {' '.join(host['isa']) or 'n/a'}; {host['os']}; "
@@ -253,6 +257,9 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
             f"Knee: **{best['artifact']}** on {best['runtime']}.", "",
             *front_comparison(points),
             *relative.section(points, references or {}, reference),
+            *([f"The front, the plot and the budgets above leave out {twins} settings of app-ready RGB-input twins "
+               "(`export --input rgb`: the same networks with a colour-to-grey step inside); the table lists them, "
+               "`pick --input rgb` chooses among them.", ""] if twins else []),
             "Latency at batch 1; accuracy on the full test split through the artifact's runtime.", "",
             markdown_table(HEADERS, [_row(r, throughput) for r in by_latency]),
             "",

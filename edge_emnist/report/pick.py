@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_emnist.device.cards import INPUTS
 from edge_emnist.device.records import card_status
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.options import fraction, option, positive_float, positive_int
 from edge_emnist.report.pareto import knee, pareto_front
-from edge_emnist.report.results import candidates, describe
+from edge_emnist.report.results import candidates, describe, fill_inputs, of_input
 
 
 @dataclass
@@ -90,6 +91,14 @@ class PickOptions:
              "bench measured each, then exported/ and benchmarks/results/not-shipped/; a file found nowhere, changed, "
              "or contradicted by its card is never picked)")
     allow_uncarded: bool = option(False, help="also consider files that were measured without a current model card")
+    input: str = option("grey", choices=lambda: (*INPUTS, "any"),
+                        help="only artifacts taking this input: grey (28x28x1, as trained), rgb (the app-ready "
+                             "28x28x3 twins, export --input rgb) or any; twins of one network otherwise compete "
+                             "with each other")
+
+    @property
+    def input_kind(self) -> str | None:
+        return None if self.input == "any" else self.input
 
 
 def stale_reason(record: dict, artifact_dirs: Sequence[Path] | None, checked: dict | None = None) -> str | None:
@@ -134,14 +143,15 @@ def _summary(record: dict) -> str:
 
 def pick(records: list[dict], target: str, constraints: Constraints, threads: int | None = None,
          dataset: str | None = None, artifact_dirs: Sequence[Path] | None = None, *, check_files: bool = False,
-         allow_uncarded: bool = False) -> tuple[dict, str]:
+         allow_uncarded: bool = False, input_kind: str | None = "grey") -> tuple[dict, str]:
     """The pick and a few lines of reasons; raises a one-line error when nothing was measured or nothing fits.
 
     Latency is compared on one machine only and accuracy on one dataset only (same name and same files):
     records spanning several raise an error that says which option narrows them. With `artifact_dirs`
     (or `check_files`: where each record says it was measured), a record whose artifact is gone, changed since
     it was measured or contradicted by its card is not a candidate. Records of files measured without a current
-    model card are left out unless `allow_uncarded`.
+    model card are left out unless `allow_uncarded`. Only artifacts taking `input_kind` input compete (None: all;
+    the kind comes from each file's card where the record predates it).
     """
     pool = [r for r in candidates(records, target, threads) if dataset is None or r.get("dataset") == dataset]
     stale = []
@@ -172,6 +182,14 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
         pool = [r for r in pool if not reasons[id(r)]]
         if not pool:
             raise EdgeEmnistError(f"every measured artifact is stale: {stale[0]}")
+    if artifact_dirs is not None or check_files:  # records made before bench wrote the input kind: the card says
+        fill_inputs(pool, lambda r: measured_where(r) if artifact_dirs is None else artifact_dirs)
+    kept = of_input(pool, input_kind)
+    if not kept:
+        kinds = sorted({str(r.get("input")) for r in pool})
+        raise EdgeEmnistError(f"no candidate taking {input_kind} input: the {len(pool)} measured settings take "
+                              f"{', '.join(kinds)} input (pass --input {kinds[0]} or --input any)")
+    pool = kept
     hosts = sorted({r["target"] for r in pool})
     if constraints.any:
         fitting = [r for r in pool if not constraints.violations(r)]

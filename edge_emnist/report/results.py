@@ -173,3 +173,24 @@ def records_or(paths: list[Path] | None, committed: Path) -> list[dict]:
     if paths is None:
         paths = [committed] if committed.exists() else []
     return load_records(paths) if paths else []
+
+
+def fill_inputs(records: list[dict], folders_of) -> None:
+    """Give every record its artifact's input kind (device.cards.INPUTS), from the card found in `folders_of(record)`
+    for records made before bench wrote it; None stays where no card says."""
+    from edge_emnist.device.cards import card_input, find_card
+
+    cards: dict[tuple, str | None] = {}
+    for record in records:
+        if record.get("input") or not record.get("artifact"):
+            continue
+        folders = tuple(folders_of(record))
+        key = (record["artifact"], folders)
+        if key not in cards:
+            cards[key] = card_input(find_card(record["artifact"], folders))
+        record["input"] = cards[key]
+
+
+def of_input(records: list[dict], kind: str | None) -> list[dict]:
+    """The records of artifacts taking `kind` input (None: all); one whose kind no card says is kept."""
+    return [r for r in records if kind is None or r.get("input") in (kind, None)]
