@@ -28,6 +28,7 @@ runs=(  # NAME:COMMAND and its options after the common ones (a later flag overr
   "s2-w1-sep111-h128:train --option width=1.0 ${stem2[*]} --option separable=true --option head=128"
   "s2-w1-sep111-h64-aug05:train --option width=1.0 ${stem2[*]} --option separable=true --option head=64 --epochs 30 --patience 30 --augment 0.5"
   "s2-w05-d112-aug05-e50:train --option width=0.5 ${stem2[*]} --option depths=1,1,2 --epochs 50 --patience 50 --augment 0.5"
+  "s2-w1-sep111-h64-aug05-kd2:distill --option width=1.0 ${stem2[*]} --option separable=true --option head=64 --epochs 30 --patience 30 --augment 0.5 --teacher $edge_teachers"
   "s2-w05-d112-aug05-e50-kd2:distill --option width=0.5 ${stem2[*]} --option depths=1,1,2 --epochs 50 --patience 50 --augment 0.5 --teacher $edge_teachers"
 )
 for entry in "${runs[@]}"; do
