@@ -422,6 +422,14 @@ def _complete(parser: argparse.ArgumentParser) -> None:
     argcomplete.autocomplete(parser)
 
 
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's last flush does not complain either."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor (tests' capture)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
@@ -447,6 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("edge-emnist: interrupted")
         return 130
+    except BrokenPipeError:  # `edge-emnist pick | head -1`: the reader has what it wanted, nothing to report
+        _silence_stdout()
+        return 1
     except OSError as e:  # a full disk, a vanished folder, a permission: the system's reason and the file, one line
         _err(f"edge-emnist: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
         return 2

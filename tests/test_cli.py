@@ -153,3 +153,21 @@ def test_shell_completion_offers_the_commands_and_their_options(tmp_path):
 
     assert {"export", "distill", "search", "bench"} <= set(complete("edge-emnist "))
     assert "--input" in complete("edge-emnist export --in")
+
+
+def test_a_reader_that_closes_the_pipe_early_is_not_an_error(tmp_path):
+    """`edge-emnist pick | head -1`: the rest of the output has nowhere to go; no error line, no traceback."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom edge_emnist import cli\n"
+              "def chatty(args):\n    for i in range(100000):\n        print('line', i)\n    return 0\n"
+              "parser = cli.build_parser\n"
+              "def build():\n    p = parser()\n    p.set_defaults(handler=chatty)\n    return p\n"
+              "cli.build_parser = build\nsys.exit(cli.main(['models']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader has its first line
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert b"Broken pipe" not in err and b"Traceback" not in err and b"Exception ignored" not in err
