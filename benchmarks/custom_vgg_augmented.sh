@@ -28,13 +28,11 @@ fi
     --lr-schedule cosine --output "$base-s50"
 [ -f "$base-s50-qat/metrics.json" ] || edge-emnist qat "$base-s50" --epochs 2 --lr-schedule cosine \
     --output "$base-s50-qat"
-for run in "$base" "$base-s50"; do  # float32 files: what the int8 ones are weighed against
-  [ -f "$out/exported/.done-${run##*/}" ] || { edge-emnist export "$run" --quantize none --out-dir "$out/exported" \
-      --force && touch "$out/exported/.done-${run##*/}"; }
-done
-for run in "$base-qat" "$base-s50-qat"; do
-  [ -f "$out/exported/.done-${run##*/}" ] || { edge-emnist export "$run" --quantize int8 --out-dir "$out/exported" \
-      --force && touch "$out/exported/.done-${run##*/}"; }
+# float32 files of the two source runs (what the int8 ones are weighed against), int8 of the QAT runs
+for entry in "$base:none" "$base-s50:none" "$base-qat:int8" "$base-s50-qat:int8"; do
+  run=${entry%:*} done=$out/exported/.done-${run##*/}
+  [ -f "$done" ] || { edge-emnist export "$run" --quantize "${entry##*:}" --out-dir "$out/exported" --force \
+      && touch "$done"; }
 done
 [ -n "${EXPORT_ONLY:-}" ] && exit 0
 edge-emnist bench exported/lenet5-emnist-bymerge-fp32.tflite exported/custom_vgg-emnist-bymerge-s50-qat-int8.tflite \

@@ -24,10 +24,11 @@ for entry in "${students[@]}"; do
     continue
   fi
   commit_run "$run" "$shape-kd2"
-  shipped+=(exported/"$shape"-emnist-bymerge-kd2-t4-fp32.{tflite,onnx})
+  new=exported/$shape-emnist-bymerge-kd2-t4-fp32  # the distilled run's float32 files, as export names them
+  shipped+=("$new.tflite" "$new.onnx")
   [ -n "${BENCH_ONLY:-}" ] && continue
-  [ -f "exported/$shape-emnist-bymerge-kd2-t4-fp32.onnx.json" ] || \
-      edge-emnist export "$runs/$shape-kd2" --quantize none "${check[@]}" --out-dir exported --force
+  [ -f "$new.onnx.json" ] || edge-emnist export "$runs/$shape-kd2" --quantize none "${check[@]}" --out-dir exported \
+      --force
   for suffix in tflite onnx; do  # retire the undistilled twin: its records stay, pick finds its card there
     old=exported/$shape-emnist-bymerge-fp32.$suffix
     if [ -f "$old" ]; then
