@@ -195,20 +195,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_pick(args: argparse.Namespace) -> int:
+    from edge_emnist.device.cards import CardShelf
     from edge_emnist.report import robustness
     from edge_emnist.report.pick import default_target, pick
     from edge_emnist.report.results import load_records, records_or
 
     constraints, where = from_args(Constraints, args), from_args(PickOptions, args)
     records = load_records(args.results)
-    robust = robustness.current(records_or(args.robustness, COMMITTED_ROBUSTNESS), where.exported or ())
+    cards = CardShelf(where.exported or ())  # robustness and pick read the same cards, each once
+    robust = robustness.current(records_or(args.robustness, COMMITTED_ROBUSTNESS), cards)
     if constraints.min_robust_accuracy is not None and not robust:
         raise EdgeEmnistError("--min-robust-accuracy needs robustness records: run `edge-emnist robustness "
                               "ARTIFACTS` (or pass --robustness FILE)")
     robustness.attach(records, robust)
     _, why = pick(records, where.target or default_target(records), constraints, threads=where.threads,
                   dataset=where.dataset, artifact_dirs=where.exported, check_files=True,
-                  allow_uncarded=where.allow_uncarded, input_kind=where.input_kind)
+                  allow_uncarded=where.allow_uncarded, input_kind=where.input_kind, cards=cards)
     print(why)
     return 0
 

@@ -481,6 +481,7 @@ def test_old_records_get_the_isa_of_their_host():
 
 def test_measurements_of_an_earlier_export_are_superseded(tmp_path):
     """A record older than its artifact's export (or of another sha256) describes a file that is gone."""
+    from edge_emnist.device.cards import CardShelf
     from edge_emnist.report.results import drop_superseded, superseded
 
     card = {"sha256": "b" * 64, "exported_at": "2026-11-23T08:00:00Z"}
@@ -490,7 +491,7 @@ def test_measurements_of_an_earlier_export_are_superseded(tmp_path):
     assert not superseded({"recorded": "2026-11-23T10:00:00+0000"}, card)
     (tmp_path / "m.onnx.json").write_text(json.dumps(card))
     kept, gone = drop_superseded([{"artifact": "m.onnx", "recorded": "2026-11-20T00:00:00+0000"},
-                                  {"artifact": "other.onnx"}], [tmp_path])
+                                  {"artifact": "other.onnx"}], CardShelf([tmp_path]))
     assert [r["artifact"] for r in kept] == ["other.onnx"] and len(gone) == 1
 
 
@@ -756,15 +757,52 @@ def test_pick_compares_networks_as_trained_unless_told_the_input(tmp_path):
 
 
 def test_older_records_get_their_input_kind_from_the_card(tmp_path):
+    from edge_emnist.device.cards import CardShelf
     from edge_emnist.report.results import fill_inputs, of_input
 
     for name, channels in (("a.tflite", 1), ("a-rgb.tflite", 3)):
         (tmp_path / f"{name}.json").write_text(json.dumps({"input": {"shape": [-1, 28, 28, channels]}}))
     records = [_record("a.tflite", "emnist-bymerge", 0.88, 0.02), _record("a-rgb.tflite", "emnist-bymerge", 0.89, 0.01),
                _record("gone.tflite", "emnist-bymerge", 0.5, 0.01)]
-    fill_inputs(records, lambda _: [tmp_path])
+    fill_inputs(records, CardShelf(), lambda _: [tmp_path])
     assert [r["input"] for r in records] == ["grey", "rgb", None]
     assert [r["artifact"] for r in of_input(records, "grey")] == ["a.tflite", "gone.tflite"]  # unknown: kept
+
+
+def test_a_card_shelf_reads_each_card_once(tmp_path, monkeypatch):
+    """The report's sections (superseded records, input kinds, the summary, robustness, profiles) and pick's checks
+    all ask the artifacts' cards; one shelf reads each card once, and a missing card is not looked for again."""
+    from edge_emnist.device import cards as cards_module
+
+    card = {"sha256": "b" * 64, "input": {"shape": [-1, 28, 28, 1]}}
+    (tmp_path / "a.tflite.json").write_text(json.dumps(card))
+    reads = []
+    real = cards_module.read_card
+    monkeypatch.setattr(cards_module, "read_card", lambda path, *a, **k: reads.append(Path(path).name) or real(path))
+    shelf = cards_module.CardShelf([tmp_path / "first", tmp_path])
+    assert shelf.find("a.tflite")["sha256"] == "b" * 64 and shelf.find("a.tflite") is shelf.find("a.tflite")
+    assert shelf.find("gone.tflite") is None and shelf.find("gone.tflite") is None
+    assert reads == ["a.tflite", "a.tflite", "gone.tflite", "gone.tflite"]  # each folder once, in order
+    assert shelf.find("a.tflite", [tmp_path / "first"]) is None  # another place asked: its own read
+    assert not cards_module.CardShelf() and shelf
+
+
+def test_the_report_reads_each_card_once(tmp_path, monkeypatch):
+    from edge_emnist.device import cards as cards_module
+    from edge_emnist.report.bench_report import write_report
+
+    records = [_report_point(name, acc, ms, arch="net", quantize=quantize, input=None)
+               for name, acc, ms, quantize in (("a.tflite", 0.88, 0.02, "none"), ("b.tflite", 0.89, 0.03, "int8"),
+                                               ("c.onnx", 0.87, 0.01, "none"))]
+    for record in records:
+        (tmp_path / f"{record['artifact']}.json").write_text(json.dumps({"input": {"shape": [-1, 28, 28, 1]}}))
+    found = []
+    real = cards_module.find_card
+    monkeypatch.setattr(cards_module, "find_card", lambda name, folders: found.append(name) or real(name, folders))
+    text = write_report(records, tmp_path / "report", card_dirs=[tmp_path],
+                        profile_records=[{**records[0], "kind": "profile", "operators": [], "total_ms": 0.02}]).read_text()
+    assert "| net | emnist-bymerge |" in text  # the summary asked the card too
+    assert sorted(found) == ["a.tflite", "b.tflite", "c.onnx"]
 
 
 def test_bench_records_carry_the_cards_input_kind():
@@ -777,18 +815,21 @@ def test_bench_records_carry_the_cards_input_kind():
     assert records[0]["input"] == "rgb"
 
 
+def _report_point(artifact, accuracy, p90, **extra):
+    """A bench record with every field the report reads."""
+    return {"schema": 2, "artifact": artifact, "runtime": "litert", "settings": {"threads": 1, "xnnpack": True},
+            "batch": 1, "accuracy": accuracy, "size_bytes": 2048, "gzip_bytes": 1024, "host": host_description(),
+            "latency": {"p50_ms": p90, "p90_ms": p90, "p99_ms": p90, "mean_ms": p90, "std_ms": 0.0, "runs": 10},
+            "target": "cpu:x-avx2", "session": "s1", "dataset": "emnist-bymerge", "input": "grey", "card": "ok",
+            "memory": {"peak_rss_mb": 100.0}, **extra}
+
+
 def test_the_report_keeps_app_ready_twins_off_the_front(tmp_path):
     from edge_emnist.report.bench_report import write_report
     from edge_emnist.report.relative import reference_latencies
 
-    host = host_description()
-
     def point(artifact, accuracy, p90, kind):
-        return {"schema": 2, "artifact": artifact, "runtime": "litert", "settings": {"threads": 1, "xnnpack": True},
-                "batch": 1, "accuracy": accuracy, "size_bytes": 2048, "gzip_bytes": 1024, "host": host,
-                "latency": {"p50_ms": p90, "p90_ms": p90, "p99_ms": p90, "mean_ms": p90, "std_ms": 0.0, "runs": 10},
-                "target": "cpu:x-avx2", "session": "s1", "dataset": "emnist-bymerge", "input": kind, "card": "ok",
-                "memory": {"peak_rss_mb": 100.0}}
+        return _report_point(artifact, accuracy, p90, input=kind)
 
     ref = "lenet5-emnist-bymerge-fp32.tflite"
     records = [point(ref, 0.881, 0.020, "grey"), point("net.tflite", 0.890, 0.030, "grey"),

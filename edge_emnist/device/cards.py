@@ -145,6 +145,26 @@ def find_card(name: str, folders: Iterable[Path]) -> dict | None:
     return None
 
 
+class CardShelf:
+    """The cards of artifacts by name, each read once: a report or a pick asks several questions of the same card
+    (is the record superseded, what input it takes, its MACs, is its robustness record current). Searched in
+    `folders` in order, or in the folders a question names (pick looks where each record was measured)."""
+
+    def __init__(self, folders: Iterable[Path] = ()):
+        self.folders = tuple(Path(f) for f in folders)
+        self._read: dict[tuple, dict | None] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.folders)
+
+    def find(self, name: str, folders: Iterable[Path] | None = None) -> dict | None:
+        where = self.folders if folders is None else tuple(Path(f) for f in folders)
+        key = (name, where)
+        if key not in self._read:
+            self._read[key] = find_card(name, where)
+        return self._read[key]
+
+
 def read_refusals(folder: Path) -> list[dict]:
     """The refusals recorded in an export folder (the latest per artifact name; a torn line is skipped)."""
     path = Path(folder) / REFUSED

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_emnist.device.cards import read_refusals
+from edge_emnist.device.cards import CardShelf, read_refusals
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.io import atomic_path, save_figure
 from edge_emnist.options import option
@@ -149,9 +149,9 @@ def size_plot(records: list[dict], output: Path) -> Path:
     return save_figure(fig, output)
 
 
-def _summary_section(records: list[dict], target: str, card_dirs: Sequence[Path],
+def _summary_section(records: list[dict], target: str, cards: CardShelf,
                      robustness: dict[str, dict]) -> list[str]:
-    rows = summary_rows(records, target, card_dirs, robustness)
+    rows = summary_rows(records, target, cards, robustness)
     if not rows:
         return []
     lines = ["Per architecture, at batch 1 and 1 thread (int8: the most accurate int8 artifact measured; "
@@ -223,9 +223,10 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
                  reference: str = ReportOptions.reference) -> Path:
     """`references`: relative.reference_latencies of every record (older calls included), for the section that
     reads each point's latency as a multiple of `reference` timed beside it; None leaves that section out."""
-    records, replaced = drop_superseded(records, card_dirs)  # measurements of files exported again since
-    fill_inputs(records, lambda _: card_dirs)
-    robust = robustness.current(list(robustness_records), card_dirs)
+    cards = CardShelf(card_dirs)  # every section asks its questions of these cards, each read once
+    records, replaced = drop_superseded(records, cards)  # measurements of files exported again since
+    fill_inputs(records, cards)
+    robust = robustness.current(list(robustness_records), cards)
     current = latest(records)
     targets = sorted({r["target"] for r in current})
     lines = ["# Benchmark report", ""]
@@ -252,7 +253,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
             f"{host['cpu']}, {host['cores']} cores, ISA {' '.join(host['isa']) or 'n/a'}; {host['os']}; "
             f"ai-edge-litert {versions.get('ai-edge-litert')}, onnxruntime {versions.get('onnxruntime')}.",
             "", f"![accuracy vs latency](pareto-{slug}.png)", "",
-            *_summary_section(records, target, card_dirs, robust),
+            *_summary_section(records, target, cards, robust),
             f"Pareto front: {', '.join(p['artifact'] + ' (' + p['runtime'] + ')' for p in front)}. "
             f"Knee: **{best['artifact']}** on {best['runtime']}.", "",
             *front_comparison(points),
@@ -267,7 +268,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
     lines += gpu.section(current, skipped(records))
     lines += _accuracy_by_target(records)
     lines += robustness.section(robust, out_dir)
-    lines += profiles.section(profile_records, out_dir, card_dirs, bench=current)
+    lines += profiles.section(profile_records, out_dir, cards, bench=current)
     gone = skipped(records)
     if gone:
         lines += ["## Skipped targets", ""] + [f"- {r['runtime']}: {r['skipped']}" for r in gone] + [""]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_emnist.device.cards import INPUTS
+from edge_emnist.device.cards import INPUTS, CardShelf
 from edge_emnist.device.records import card_status
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.options import fraction, option, positive_float, positive_int
@@ -101,10 +101,12 @@ class PickOptions:
         return None if self.input == "any" else self.input
 
 
-def stale_reason(record: dict, artifact_dirs: Sequence[Path] | None, checked: dict | None = None) -> str | None:
+def stale_reason(record: dict, artifact_dirs: Sequence[Path] | None, checked: dict | None = None,
+                 cards: CardShelf | None = None) -> str | None:
     """Why a measurement no longer describes a shippable file: the artifact is gone, it changed since, or its card
     now contradicts it. `artifact_dirs` None: where the record says it was measured (measured_where). `checked`
-    keeps the verdict per file and measured sha256, so one file measured in several settings is read once."""
+    keeps the verdict per file and measured sha256, so one file measured in several settings is read once; the
+    card comes from `cards` where given (the shelf the rest of the pick reads)."""
     folders = measured_where(record) if artifact_dirs is None else artifact_dirs
     found = next((Path(d) / record["artifact"] for d in folders if (Path(d) / record["artifact"]).is_file()), None)
     if found is None:
@@ -113,18 +115,18 @@ def stale_reason(record: dict, artifact_dirs: Sequence[Path] | None, checked: di
     key = (found, record.get("artifact_sha256"))
     checked = {} if checked is None else checked
     if key not in checked:
-        checked[key] = _file_problem(*key)
+        checked[key] = _file_problem(*key, cards or CardShelf())
     return checked[key]
 
 
-def _file_problem(found: Path, measured: str | None) -> str | None:
-    from edge_emnist.device.cards import card_mismatch, read_card
+def _file_problem(found: Path, measured: str | None, cards: CardShelf) -> str | None:
+    from edge_emnist.device.cards import card_mismatch
     from edge_emnist.device.files import sha256_file
     from edge_emnist.device.runtimes import model_io
 
     if measured and sha256_file(found) != measured:
         return f"{found} changed after it was measured (sha256 differs): bench it again"
-    card = read_card(found)
+    card = cards.find(found.name, [found.parent])
     wrong = card and card_mismatch(card, model_io(found))
     return f"{found}: {wrong}" if wrong else None
 
@@ -143,7 +145,8 @@ def _summary(record: dict) -> str:
 
 def pick(records: list[dict], target: str, constraints: Constraints, threads: int | None = None,
          dataset: str | None = None, artifact_dirs: Sequence[Path] | None = None, *, check_files: bool = False,
-         allow_uncarded: bool = False, input_kind: str | None = "grey") -> tuple[dict, str]:
+         allow_uncarded: bool = False, input_kind: str | None = "grey",
+         cards: CardShelf | None = None) -> tuple[dict, str]:
     """The pick and a few lines of reasons; raises a one-line error when nothing was measured or nothing fits.
 
     Latency is compared on one machine only and accuracy on one dataset only (same name and same files):
@@ -151,7 +154,8 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
     (or `check_files`: where each record says it was measured), a record whose artifact is gone, changed since
     it was measured or contradicted by its card is not a candidate. Records of files measured without a current
     model card are left out unless `allow_uncarded`. Only artifacts taking `input_kind` input compete (None: all;
-    the kind comes from each file's card where the record predates it).
+    the kind comes from each file's card where the record predates it). `cards`: a shelf of `artifact_dirs`' cards
+    the caller reads too (default: a new one).
     """
     pool = [r for r in candidates(records, target, threads) if dataset is None or r.get("dataset") == dataset]
     stale = []
@@ -170,20 +174,21 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
     _one(pool, "dataset", "--dataset", "datasets")
     _one([r for r in pool if r.get("data_fingerprint")], "data_fingerprint", "--results",
          "copies of the dataset (fingerprints)")
+    cards = cards if cards is not None else CardShelf(artifact_dirs or ())  # each card read once, whichever asks
     if artifact_dirs is not None or check_files:
         from edge_emnist.report.results import drop_superseded
 
         if artifact_dirs is not None:
-            pool, replaced = drop_superseded(pool, artifact_dirs)
+            pool, replaced = drop_superseded(pool, cards)
             stale += [f"{r['artifact']} was exported again after this measurement" for r in replaced]
         checked: dict = {}
-        reasons = {id(r): stale_reason(r, artifact_dirs, checked) for r in pool}
+        reasons = {id(r): stale_reason(r, artifact_dirs, checked, cards) for r in pool}
         stale += [reasons[id(r)] for r in pool if reasons[id(r)]]
         pool = [r for r in pool if not reasons[id(r)]]
         if not pool:
             raise EdgeEmnistError(f"every measured artifact is stale: {stale[0]}")
     if artifact_dirs is not None or check_files:  # records made before bench wrote the input kind: the card says
-        fill_inputs(pool, lambda r: measured_where(r) if artifact_dirs is None else artifact_dirs)
+        fill_inputs(pool, cards, None if artifact_dirs is not None else measured_where)
     kept = of_input(pool, input_kind)
     if not kept:
         kinds = sorted({str(r.get("input")) for r in pool})

@@ -7,24 +7,28 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_emnist.device.formats import RUNTIMES
 from edge_emnist.io import save_figure
 from edge_emnist.tables import markdown_table
+
+if TYPE_CHECKING:
+    from edge_emnist.device.cards import CardShelf
 
 HEADERS = ["artifact", "runtime", "threads", "whole inference (ms)", "bench p50 (ms)",
            "operator time by type: ms (share)", "outside the accelerated path"]
 TOP_TYPES = 4
 
 
-def current(records: Sequence[dict], card_dirs: Sequence[Path] = ()) -> list[dict]:
+def current(records: Sequence[dict], cards: CardShelf | None = None) -> list[dict]:
     """The latest profile of every target x artifact x runtime x setting, without profiles of files exported again
     since (their card names other bytes)."""
     from edge_emnist.report.results import drop_superseded
 
     profiles = [r for r in records if r.get("kind") == "profile"]
-    if card_dirs:
-        profiles, _ = drop_superseded(profiles, card_dirs)
+    if cards:
+        profiles, _ = drop_superseded(profiles, cards)
     chosen: dict[tuple, dict] = {}
     for r in profiles:
         settings = r.get("settings") or {}
@@ -133,10 +137,10 @@ def plot(records: list[dict], target: str, output: Path) -> Path | None:
     return save_figure(fig, output)
 
 
-def section(records: Sequence[dict], out_dir: Path, card_dirs: Sequence[Path] = (),
+def section(records: Sequence[dict], out_dir: Path, cards: CardShelf | None = None,
             bench: Sequence[dict] = ()) -> list[str]:
     """`bench`: the latest bench records, for each profiled setting's unprofiled p50 beside its profiled time."""
-    profiles = current(records, card_dirs)
+    profiles = current(records, cards)
     if not profiles:
         return []
     bench_p50 = {_setting(r): r["latency"]["p50_ms"] for r in bench if r.get("batch") == 1}

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_emnist.device.records import kind_of
 from edge_emnist.errors import EdgeEmnistError
+
+if TYPE_CHECKING:
+    from edge_emnist.device.cards import CardShelf
 
 
 def load_records(paths: list[Path], warn=None) -> list[dict]:
@@ -150,21 +154,12 @@ def superseded(record: dict, card: dict | None) -> bool:
     return bool(recorded and exported and recorded < exported)
 
 
-def drop_superseded(records: list[dict], card_dirs) -> tuple[list[dict], list[dict]]:
-    """(current records, superseded ones), judged by the cards found in `card_dirs` (searched in order)."""
-    from edge_emnist.device.cards import find_card
-
-    cards: dict[str, dict | None] = {}
-
-    def card_of(name: str) -> dict | None:
-        if name not in cards:
-            cards[name] = find_card(name, card_dirs)
-        return cards[name]
-
+def drop_superseded(records: list[dict], cards: CardShelf) -> tuple[list[dict], list[dict]]:
+    """(current records, superseded ones), judged by the artifacts' cards now."""
     kept, gone = [], []
     for record in records:
         name = record.get("artifact")
-        (gone if name and superseded(record, card_of(name)) else kept).append(record)
+        (gone if name and superseded(record, cards.find(name)) else kept).append(record)
     return kept, gone
 
 
@@ -175,20 +170,16 @@ def records_or(paths: list[Path] | None, committed: Path) -> list[dict]:
     return load_records(paths) if paths else []
 
 
-def fill_inputs(records: list[dict], folders_of) -> None:
-    """Give every record its artifact's input kind (device.cards.INPUTS), from the card found in `folders_of(record)`
-    for records made before bench wrote it; None stays where no card says."""
-    from edge_emnist.device.cards import card_input, find_card
+def fill_inputs(records: list[dict], cards: CardShelf, folders_of=None) -> None:
+    """Give every record its artifact's input kind (device.cards.INPUTS) from its card, for records made before
+    bench wrote it; None stays where no card says. `folders_of(record)`: where that record's card is, when not
+    in the shelf's own folders."""
+    from edge_emnist.device.cards import card_input
 
-    cards: dict[tuple, str | None] = {}
     for record in records:
-        if record.get("input") or not record.get("artifact"):
-            continue
-        folders = tuple(folders_of(record))
-        key = (record["artifact"], folders)
-        if key not in cards:
-            cards[key] = card_input(find_card(record["artifact"], folders))
-        record["input"] = cards[key]
+        if not record.get("input") and record.get("artifact"):
+            where = folders_of(record) if folders_of else None
+            record["input"] = card_input(cards.find(record["artifact"], where))
 
 
 def of_input(records: list[dict], kind: str | None) -> list[dict]:

@@ -4,28 +4,28 @@ robustness records onto bench records (for the summary column and `pick --min-ro
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_emnist.io import save_figure
 from edge_emnist.robustness.conditions import DEFAULT_CONDITIONS, FAMILIES
 from edge_emnist.tables import markdown_table
 
+if TYPE_CHECKING:
+    from edge_emnist.device.cards import CardShelf
 
-def current(records: list[dict], card_dirs: Sequence[Path] = ()) -> dict[str, dict]:
+
+def current(records: list[dict], cards: CardShelf | None = None) -> dict[str, dict]:
     """The latest robustness record of every artifact, left out where the artifact's card now names other bytes
-    (it was exported again since: measure again)."""
-    from edge_emnist.device.cards import find_card
+    (it was exported again since: measure again; results.superseded judges, as for bench records)."""
+    from edge_emnist.report.results import superseded
 
     chosen: dict[str, dict] = {}
     for record in records:
         if record.get("kind") == "robustness":
             chosen[record["artifact"]] = record
-    if card_dirs:
-        for name, record in list(chosen.items()):
-            card = find_card(name, card_dirs) or {}
-            if card.get("sha256") and card["sha256"] != record.get("artifact_sha256"):
-                del chosen[name]
+    if cards:
+        chosen = {name: r for name, r in chosen.items() if not superseded(r, cards.find(name))}
     return chosen
 
 

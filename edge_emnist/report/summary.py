@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 
-from edge_emnist.device.cards import find_card
+from edge_emnist.device.cards import CardShelf
 from edge_emnist.device.formats import CPU_RUNTIMES, RUNTIMES
 from edge_emnist.report.results import candidates
 from edge_emnist.report.robustness import of as robust_of
@@ -50,7 +49,7 @@ def _size(record: dict | None) -> str:
     return f"{record['size_bytes'] / 1024:,.0f} ({record['gzip_bytes'] / 1024:,.0f})" if record else "-"
 
 
-def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (Path("exported"),),
+def summary_rows(records: list[dict], target: str, cards: CardShelf,
                  robustness: dict[str, dict] | None = None) -> list[list[str]]:
     """Rows for HEADERS; the int8 column is the most accurate int8 artifact measured (PTQ, QAT or pruned);
     the robustness columns come from `edge-emnist robustness` records of the same files."""
@@ -73,7 +72,7 @@ def summary_rows(records: list[dict], target: str, card_dirs: Sequence[Path] = (
         f, q = by_stem.get(best_fp32, {}), by_stem.get(best_int8, {})
         f_any = next((f[r] for r in COLUMN_RUNTIMES if r in f), None)
         q_any = next((q[r] for r in COLUMN_RUNTIMES if r in q), None)
-        card = find_card(f_any["artifact"], card_dirs) or {} if f_any else {}
+        card = cards.find(f_any["artifact"]) or {} if f_any else {}
         model, training = card.get("model") or {}, _training(card)
         params = model.get("trainable_params") or training.get("trainable_params")
         rows.append([
