@@ -179,7 +179,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from edge_emnist.report.bench_report import write_report
-    from edge_emnist.report.relative import reference_latencies
+    from edge_emnist.report.relative import Beside
     from edge_emnist.report.results import iter_records, load_records, records_or
 
     records = load_records(args.results)
@@ -188,7 +188,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     output = write_report(records, options.out, command=command, card_dirs=options.exported,
                           robustness_records=records_or(args.robustness, COMMITTED_ROBUSTNESS),
                           profile_records=records_or(args.profiles, COMMITTED_PROFILES),
-                          references=reference_latencies(iter_records(args.results), options.reference),
+                          beside=Beside.of(iter_records(args.results), options.reference),
                           reference=options.reference)
     print(f"wrote {output}")
     return 0

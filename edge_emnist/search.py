@@ -277,7 +277,7 @@ def train_finalists(front: list[dict], options: SearchOptions, *, data_dir=None,
     from edge_emnist.distill import check_teachers, resolved
     from edge_emnist.export.artifacts import ExportOptions, export_run
     from edge_emnist.report.bench_report import ReportOptions, write_report
-    from edge_emnist.report.relative import reference_latencies
+    from edge_emnist.report.relative import Beside
     from edge_emnist.report.results import iter_records, load_records
     from edge_emnist.runs import DistillConfig, TrainConfig
     from edge_emnist.train import train
@@ -316,6 +316,6 @@ def train_finalists(front: list[dict], options: SearchOptions, *, data_dir=None,
     report = write_report(load_records([results]), options.out / "report", card_dirs=cards,
                           command=f"edge-emnist report --results {results} --exported {' '.join(map(str, cards))} "
                                   f"--out {options.out / 'report'}",
-                          references=reference_latencies(iter_records([results]), ReportOptions.reference))
+                          beside=Beside.of(iter_records([results]), ReportOptions.reference))
     return {"finalists": trained, "artifacts": [str(p) for p in artifacts], "refused": len(refused),
             "results": str(results), "report": str(report)}

@@ -799,8 +799,8 @@ def test_the_report_reads_each_card_once(tmp_path, monkeypatch):
     found = []
     real = cards_module.find_card
     monkeypatch.setattr(cards_module, "find_card", lambda name, folders: found.append(name) or real(name, folders))
-    text = write_report(records, tmp_path / "report", card_dirs=[tmp_path],
-                        profile_records=[{**records[0], "kind": "profile", "operators": [], "total_ms": 0.02}]).read_text()
+    profile = {**records[0], "kind": "profile", "operators": [], "total_ms": 0.02}
+    text = write_report(records, tmp_path / "report", card_dirs=[tmp_path], profile_records=[profile]).read_text()
     assert "| net | emnist-bymerge |" in text  # the summary asked the card too
     assert sorted(found) == ["a.tflite", "b.tflite", "c.onnx"]
 
@@ -826,7 +826,7 @@ def _report_point(artifact, accuracy, p90, **extra):
 
 def test_the_report_keeps_app_ready_twins_off_the_front(tmp_path):
     from edge_emnist.report.bench_report import write_report
-    from edge_emnist.report.relative import reference_latencies
+    from edge_emnist.report.relative import Beside
 
     def point(artifact, accuracy, p90, kind):
         return _report_point(artifact, accuracy, p90, input=kind)
@@ -835,7 +835,7 @@ def test_the_report_keeps_app_ready_twins_off_the_front(tmp_path):
     records = [point(ref, 0.881, 0.020, "grey"), point("net.tflite", 0.890, 0.030, "grey"),
                point("net-rgb.tflite", 0.891, 0.025, "rgb")]
     text = write_report(records, tmp_path / "report", card_dirs=(),
-                        references=reference_latencies(records, ref)).read_text()
+                        beside=Beside.of(records, ref)).read_text()
     front = next(line for line in text.splitlines() if line.startswith("Pareto front:"))
     assert "net.tflite" in front and "net-rgb" not in front
     assert "at most 2x: **net.tflite**" in text

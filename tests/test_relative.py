@@ -35,3 +35,22 @@ def test_budgets_pick_the_most_accurate_point_within_them():
     assert "at most 0.25x: none of them" in text and "**even.tflite** (litert), accuracy 0.8850, 0.95x" in text
     assert "elsewhere.tflite" not in text and "3 of 5 points" in text
     assert relative.section([_record("x.tflite", "q", 0.01)], references, REF) == []
+
+
+def test_the_report_says_how_far_a_ratio_moved_between_calls():
+    """One call's ratio is what a budget reads; every call that timed the same bytes beside the reference shows
+    how much that ratio can be trusted (a 2-core VM moves it by more than a 0.5x budget's margin)."""
+    calls = [("a", 0.020, 0.0100), ("b", 0.025, 0.0110), ("c", 0.020, 0.0096)]
+    records = [r for session, ref, fast in calls
+               for r in (_record(REF, session, ref), _record("fast.tflite", session, fast, accuracy=0.885))]
+    records.append({**_record("fast.tflite", "d", 0.001), "artifact_sha256": "other bytes"})  # another file
+    records.append({**_record("fast.tflite", "e", 0.020), "emulated": True})  # an emulator's time is no time
+    beside = relative.Beside.of(iter(records), REF)  # one pass: a stream will do
+    assert [round(x, 3) for x in beside.ratios(records[-3])] == [0.5, 0.44, 0.48]
+    assert beside.references == relative.reference_latencies(records, REF)
+    latest = records[5]
+    text = "\n".join(relative.section([latest], beside.references, REF, tiers=(0.5,), beside=beside))
+    assert "**fast.tflite** (litert), accuracy 0.8850, 0.48x (0.44-0.50x in 3 calls)" in text
+    assert "| 0.48 | 0.44-0.50x in 3 calls | 0.0200 | c |" in text
+    alone = "\n".join(relative.section([latest], beside.references, REF, tiers=(0.5,)))
+    assert "0.48x (1 call)" in alone

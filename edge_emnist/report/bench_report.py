@@ -219,10 +219,10 @@ class ReportOptions:
 
 def write_report(records: list[dict], out_dir: Path, command: str = "",
                  card_dirs: Sequence[Path] = (Path("exported"),), robustness_records: Sequence[dict] = (),
-                 profile_records: Sequence[dict] = (), references: dict | None = None,
+                 profile_records: Sequence[dict] = (), beside: relative.Beside | None = None,
                  reference: str = ReportOptions.reference) -> Path:
-    """`references`: relative.reference_latencies of every record (older calls included), for the section that
-    reads each point's latency as a multiple of `reference` timed beside it; None leaves that section out."""
+    """`beside`: relative.Beside of every record (older calls included), for the section that reads each point's
+    latency as a multiple of `reference` timed beside it, and its range over calls; None leaves that section out."""
     cards = CardShelf(card_dirs)  # every section asks its questions of these cards, each read once
     records, replaced = drop_superseded(records, cards)  # measurements of files exported again since
     fill_inputs(records, cards)
@@ -257,7 +257,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
             f"Pareto front: {', '.join(p['artifact'] + ' (' + p['runtime'] + ')' for p in front)}. "
             f"Knee: **{best['artifact']}** on {best['runtime']}.", "",
             *front_comparison(points),
-            *relative.section(points, references or {}, reference),
+            *relative.section(points, beside.references if beside else {}, reference, beside=beside),
             *([f"The front, the plot and the budgets above leave out {twins} settings of app-ready RGB-input twins "
                "(`export --input rgb`: the same networks with a colour-to-grey step inside); the table lists them, "
                "`pick --input rgb` chooses among them.", ""] if twins else []),

@@ -8,13 +8,16 @@ the reference get a ratio; the others say so instead of borrowing another call's
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from edge_emnist.report.pareto import pareto_front
 from edge_emnist.tables import markdown_table
 
 TIERS = (0.5, 1.0, 2.0, 7.0)  # budgets drawn as "best accuracy at <= N x the reference"
-HEADERS = ["artifact", "runtime", "accuracy", "p90 ms", "x reference", "reference p90 ms", "bench call"]
+HEADERS = ["artifact", "runtime", "accuracy", "p90 ms", "x reference", "over all calls", "reference p90 ms",
+           "bench call"]
 
 
 def reference_latencies(records: Iterable[dict], reference: str) -> dict[tuple, float]:
@@ -22,22 +25,53 @@ def reference_latencies(records: Iterable[dict], reference: str) -> dict[tuple, 
     (not only the latest of each setting: each older call's reference time is what its other records are measured
     against). Only artifacts of the reference's dataset are compared with it: another task's accuracy is not on
     the same scale."""
-    found = {}
-    for record in records:
-        settings = record.get("settings") or {}
-        if (record.get("artifact") == reference and record.get("batch") == 1 and record.get("latency")
-                and record.get("runtime") == "litert" and settings.get("xnnpack", True) and record.get("session")
-                and not record.get("emulated")):
-            key = (record.get("target"), record["session"], settings.get("threads"), record.get("dataset"))
-            found[key] = record["latency"]["p90_ms"]
-    return found
+    return Beside.of(records, reference).references
+
+
+def _call(record: dict) -> tuple:
+    return (record.get("target"), record.get("session"), (record.get("settings") or {}).get("threads"),
+            record.get("dataset"))
+
+
+def _file_setting(record: dict) -> tuple:
+    """One file (name and bytes) in one runtime and thread count on one target: what is timed again and again."""
+    return (record.get("target"), record.get("artifact"), record.get("artifact_sha256"), record.get("runtime"),
+            (record.get("settings") or {}).get("threads"), (record.get("settings") or {}).get("xnnpack"))
+
+
+@dataclass
+class Beside:
+    """Every bench call's reference time, and every file's p90 in each call that timed it beside the reference:
+    the ratio of the latest call, and how much the ratio moved between calls (on a 2-core VM, by more than the
+    margin a 0.5x budget is won by)."""
+
+    references: dict[tuple, float] = field(default_factory=dict)
+    timed: dict[tuple, dict[tuple, float]] = field(default_factory=lambda: defaultdict(dict))
+
+    @classmethod
+    def of(cls, records: Iterable[dict], reference: str) -> Beside:
+        """One streamed pass over the records, older calls included."""
+        beside = cls()
+        for record in records:
+            settings = record.get("settings") or {}
+            if (record.get("batch") != 1 or not record.get("latency") or not record.get("session")
+                    or record.get("emulated") or record.get("kind")):
+                continue
+            is_reference = record.get("artifact") == reference and record.get("runtime") == "litert"
+            if is_reference and settings.get("xnnpack", True):
+                beside.references[_call(record)] = record["latency"]["p90_ms"]
+            beside.timed[_file_setting(record)][_call(record)] = record["latency"]["p90_ms"]
+        return beside
+
+    def ratios(self, record: dict) -> list[float]:
+        """The record's file's ratio in every call that timed it beside the reference, oldest call first."""
+        return [p90 / self.references[call] for call, p90 in self.timed.get(_file_setting(record), {}).items()
+                if self.references.get(call)]
 
 
 def ratio(record: dict, references: dict[tuple, float]) -> tuple[float, float] | None:
     """(p90 / the reference's p90, the reference's p90) in the record's own call, or None if it was not there."""
-    key = (record.get("target"), record.get("session"), (record.get("settings") or {}).get("threads"),
-           record.get("dataset"))
-    reference = references.get(key)
+    reference = references.get(_call(record))
     if not reference:
         return None
     return record["latency"]["p90_ms"] / reference, reference
@@ -49,9 +83,15 @@ def best_within(points: list[dict], references: dict[tuple, float], budget: floa
     return max(within, key=lambda p: (p["accuracy"], -p["latency"]["p90_ms"]), default=None)
 
 
+def _spread(ratios: list[float]) -> str:
+    return f"{min(ratios):.2f}-{max(ratios):.2f}x in {len(ratios)} calls" if len(ratios) > 1 else "1 call"
+
+
 def section(points: list[dict], references: dict[tuple, float], reference: str,
-            tiers: tuple[float, ...] = TIERS) -> list[str]:
-    """The report's lines for one target: the best accuracy per budget, then the front with its ratios."""
+            tiers: tuple[float, ...] = TIERS, beside: Beside | None = None) -> list[str]:
+    """The report's lines for one target: the best accuracy per budget, then the front with its ratios (and, from
+    `beside`, the range each file's ratio took over the calls that timed it)."""
+    beside = beside or Beside(references)
     measured = [p for p in points if ratio(p, references) and p["artifact"] != reference]
     if not measured:
         return []
@@ -62,7 +102,7 @@ def section(points: list[dict], references: dict[tuple, float], reference: str,
         if best:
             x, _ = ratio(best, references)
             lines.append(f"- at most {budget:g}x: **{best['artifact']}** ({best['runtime']}), accuracy "
-                         f"{best['accuracy']:.4f}, {x:.2f}x")
+                         f"{best['accuracy']:.4f}, {x:.2f}x ({_spread(beside.ratios(best) or [x])})")
         else:
             lines.append(f"- at most {budget:g}x: none of them")
     rows = []
@@ -70,5 +110,5 @@ def section(points: list[dict], references: dict[tuple, float], reference: str,
     for p in sorted(front, key=lambda p: ratio(p, references)[0]):
         x, base = ratio(p, references)
         rows.append([p["artifact"], p["runtime"], f"{p['accuracy']:.4f}", f"{p['latency']['p90_ms']:.4f}",
-                     f"{x:.2f}", f"{base:.4f}", p["session"]])
+                     f"{x:.2f}", _spread(beside.ratios(p) or [x]), f"{base:.4f}", p["session"]])
     return [*lines, "", "The front of those points, by their ratio:", "", markdown_table(HEADERS, rows), ""]
