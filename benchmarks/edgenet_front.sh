@@ -15,6 +15,9 @@ mkdir -p "$out/exported"
 teacher=benchmarks/results/runs/custom_vgg-emnist-bymerge
 # two shipped edgenets as an ensemble teacher (0.9013 test averaged; cheap enough to run on every augmented batch)
 edge_teachers=benchmarks/results/runs/edgenet-width0.75_depths1.2.2,benchmarks/results/runs/edgenet-depths1.1.2-poolflatten-stem_stride2-width0.5
+# F1 (0.905 at 7x): the best four-member ensemble on validation (0.9075 val / 0.9065 test, ensemble_probe.py), two
+# custom_vggs among them (the augmented one is runs/vgg-aug/, made by custom_vgg_augmented.sh; not committed)
+vgg_teachers=$teacher,runs/vgg-aug/custom_vgg-emnist-bymerge-aug05,$edge_teachers
 stem2=(--option pool=flatten --option stem_stride=2)
 runs=(  # NAME:COMMAND and its options after the common ones (a later flag overrides an earlier one)
   "w05-flat:train --option width=0.5 --option pool=flatten"
@@ -29,6 +32,8 @@ runs=(  # NAME:COMMAND and its options after the common ones (a later flag overr
   "s2-w1-sep111-h64-aug05:train --option width=1.0 ${stem2[*]} --option separable=true --option head=64 --epochs 30 --patience 30 --augment 0.5"
   "s2-w05-d112-aug05-e50:train --option width=0.5 ${stem2[*]} --option depths=1,1,2 --epochs 50 --patience 50 --augment 0.5"
   "s2-w1-sep111-h64-aug05-kd2:distill --option width=1.0 ${stem2[*]} --option separable=true --option head=64 --epochs 30 --patience 30 --augment 0.5 --teacher $edge_teachers"
+  "s2-w1-d122-aug05-kd4:distill --option width=1.0 ${stem2[*]} --option depths=1,2,2 --epochs 30 --patience 30 --augment 0.5 --teacher $vgg_teachers"
+  "s2-w15-d122-aug05-kd4:distill --option width=1.5 ${stem2[*]} --option depths=1,2,2 --epochs 24 --patience 24 --augment 0.5 --teacher $vgg_teachers"
   "s2-w05-d112-aug05-e50-kd2:distill --option width=0.5 ${stem2[*]} --option depths=1,1,2 --epochs 50 --patience 50 --augment 0.5 --teacher $edge_teachers"
 )
 for entry in "${runs[@]}"; do

@@ -50,7 +50,14 @@ def test_the_report_says_how_far_a_ratio_moved_between_calls():
     assert beside.references == relative.reference_latencies(records, REF)
     latest = records[5]
     text = "\n".join(relative.section([latest], beside.references, REF, tiers=(0.5,), beside=beside))
-    assert "**fast.tflite** (litert), accuracy 0.8850, 0.48x (0.44-0.50x in 3 calls)" in text
+    assert "**fast.tflite** (litert), accuracy 0.8850, 0.48x (0.44-0.50x in 3 calls)" in text  # the median
     assert "| 0.48 | 0.44-0.50x in 3 calls | 0.0200 | c |" in text
+    records.append(_record("fast.tflite", "f", 0.0200 * 0.46, accuracy=0.885))
+    records.append(_record(REF, "f", 0.0200))
+    beside = relative.Beside.of(records, REF)  # a fourth call at 0.46x: one noisy call no longer decides
+    assert abs(relative.typical_ratio(latest, beside.references, beside) - 0.47) < 1e-9  # median of 4 calls
+    call_b = records[3]  # its own call read 0.44x: alone, that call would win a 0.45x budget
+    assert relative.best_within([call_b], beside.references, 0.45) is call_b
+    assert relative.best_within([call_b], beside.references, 0.45, beside) is None  # the median does not
     alone = "\n".join(relative.section([latest], beside.references, REF, tiers=(0.5,)))
     assert "0.48x (1 call)" in alone
