@@ -33,6 +33,7 @@ runs=(  # NAME:COMMAND and its options after the common ones (a later flag overr
   "s2-w05-d112-aug05-e50:train --option width=0.5 ${stem2[*]} --option depths=1,1,2 --epochs 50 --patience 50 --augment 0.5"
   "s2-w1-sep111-h64-aug05-kd2:distill --option width=1.0 ${stem2[*]} --option separable=true --option head=64 --epochs 30 --patience 30 --augment 0.5 --teacher $edge_teachers"
   "s2-w1-d122-aug05-kd4:distill --option width=1.0 ${stem2[*]} --option depths=1,2,2 --epochs 30 --patience 30 --augment 0.5 --teacher $vgg_teachers"
+  "s2-w1-d122-aug05:train --option width=1.0 ${stem2[*]} --option depths=1,2,2 --epochs 30 --patience 30 --augment 0.5"
   "s2-w15-d122-aug05-kd4:distill --option width=1.5 ${stem2[*]} --option depths=1,2,2 --epochs 24 --patience 24 --augment 0.5 --teacher $vgg_teachers"
   "s2-w05-d112-aug05-e50-kd2:distill --option width=0.5 ${stem2[*]} --option depths=1,1,2 --epochs 50 --patience 50 --augment 0.5 --teacher $edge_teachers"
 )
