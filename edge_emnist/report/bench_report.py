@@ -257,7 +257,7 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
             f"Pareto front: {', '.join(p['artifact'] + ' (' + p['runtime'] + ')' for p in front)}. "
             f"Knee: **{best['artifact']}** on {best['runtime']}.", "",
             *front_comparison(points),
-            *relative.section(points, beside.references if beside else {}, reference, beside=beside),
+            *(relative.section(points, beside, reference) if beside else []),
             *([f"The front, the plot and the budgets above leave out {twins} settings of app-ready RGB-input twins "
                "(`export --input rgb`: the same networks with a colour-to-grey step inside); the table lists them, "
                "`pick --input rgb` chooses among them.", ""] if twins else []),

@@ -41,9 +41,9 @@ def _file_setting(record: dict) -> tuple:
 
 @dataclass
 class Beside:
-    """Every bench call's reference time, and every file's p90 in each call that timed it beside the reference:
-    the ratio of the latest call, and how much the ratio moved between calls (on a 2-core VM, by more than the
-    margin a 0.5x budget is won by)."""
+    """Every bench call's reference time, and every file's p90 in each call that timed it beside the reference.
+    A file is read at the median of its ratios over those calls (on a 2-core VM one call moves a ratio by more
+    than the margin a 0.5x budget is won by), with their range; built from `references` alone, at its own call's."""
 
     references: dict[tuple, float] = field(default_factory=dict)
     timed: dict[tuple, dict[tuple, float]] = field(default_factory=lambda: defaultdict(dict))
@@ -63,70 +63,55 @@ class Beside:
             beside.timed[_file_setting(record)][_call(record)] = record["latency"]["p90_ms"]
         return beside
 
+    def ratio(self, record: dict) -> tuple[float, float] | None:
+        """(p90 / the reference's p90, the reference's p90) in the record's own call, or None if it was not there."""
+        reference = self.references.get(_call(record))
+        return (record["latency"]["p90_ms"] / reference, reference) if reference else None
+
     def ratios(self, record: dict) -> list[float]:
-        """The record's file's ratio in every call that timed it beside the reference, oldest call first."""
-        return [p90 / self.references[call] for call, p90 in self.timed.get(_file_setting(record), {}).items()
-                if self.references.get(call)]
+        """The file's ratio in every call that timed it beside the reference (its own call's where none is known)."""
+        known = [p90 / self.references[call] for call, p90 in self.timed.get(_file_setting(record), {}).items()
+                 if self.references.get(call)]
+        own = self.ratio(record)
+        return known or ([own[0]] if own else [])
+
+    def typical(self, record: dict) -> float | None:
+        """The median of `ratios`: one noisy call neither wins nor loses a budget."""
+        from statistics import median
+
+        ratios = self.ratios(record)
+        return median(ratios) if ratios else None
 
 
-def ratio(record: dict, references: dict[tuple, float]) -> tuple[float, float] | None:
-    """(p90 / the reference's p90, the reference's p90) in the record's own call, or None if it was not there."""
-    reference = references.get(_call(record))
-    if not reference:
-        return None
-    return record["latency"]["p90_ms"] / reference, reference
-
-
-def best_within(points: list[dict], references: dict[tuple, float], budget: float,
-                beside: Beside | None = None) -> dict | None:
-    """The most accurate point whose ratio is at most `budget`: the median over the calls that timed its bytes
-    beside the reference where `beside` knows them, else the ratio in its own call."""
-    within = [p for p in points if (x := typical_ratio(p, references, beside)) is not None and x <= budget]
+def best_within(points: list[dict], beside: Beside, budget: float) -> dict | None:
+    """The most accurate point whose typical ratio is at most `budget`."""
+    within = [p for p in points if (x := beside.typical(p)) is not None and x <= budget]
     return max(within, key=lambda p: (p["accuracy"], -p["latency"]["p90_ms"]), default=None)
-
-
-def typical_ratio(record: dict, references: dict[tuple, float], beside: Beside | None = None) -> float | None:
-    """The median of the file's ratios over every call that timed it beside the reference (one noisy call on a
-    shared VM neither wins nor loses a budget), or its own call's ratio where no other is known."""
-    from statistics import median
-
-    ratios = beside.ratios(record) if beside else []
-    if ratios:
-        return median(ratios)
-    own = ratio(record, references)
-    return own[0] if own else None
 
 
 def _spread(ratios: list[float]) -> str:
     return f"{min(ratios):.2f}-{max(ratios):.2f}x in {len(ratios)} calls" if len(ratios) > 1 else "1 call"
 
 
-def section(points: list[dict], references: dict[tuple, float], reference: str,
-            tiers: tuple[float, ...] = TIERS, beside: Beside | None = None) -> list[str]:
-    """The report's lines for one target: the best accuracy per budget, then the front with its ratios. With
-    `beside`, a ratio is the median over the calls that timed the same bytes beside the reference, shown with
-    its range; without, the ratio of the record's own call."""
-    beside = beside or Beside(references)
-    measured = [p for p in points if ratio(p, references) and p["artifact"] != reference]
+def section(points: list[dict], beside: Beside, reference: str, tiers: tuple[float, ...] = TIERS) -> list[str]:
+    """The report's lines for one target: the best accuracy per budget, then the front with its ratios (each the
+    median over the calls that timed the same bytes beside the reference, with their range)."""
+    measured = [p for p in points if beside.ratio(p) and p["artifact"] != reference]
     if not measured:
         return []
-
-    def x_of(p: dict) -> float:
-        return typical_ratio(p, references, beside)
-
     lines = [f"Against the reference `{reference}` timed in the same bench call ({len(measured)} of "
              f"{len(points)} points were measured beside it; p90 at batch 1; a file timed in several calls is "
              "read at the median of its ratios, with their range):", ""]
     for budget in tiers:
-        best = best_within(measured, references, budget, beside)
+        best = best_within(measured, beside, budget)
         if best:
             lines.append(f"- at most {budget:g}x: **{best['artifact']}** ({best['runtime']}), accuracy "
-                         f"{best['accuracy']:.4f}, {x_of(best):.2f}x ({_spread(beside.ratios(best) or [x_of(best)])})")
+                         f"{best['accuracy']:.4f}, {beside.typical(best):.2f}x ({_spread(beside.ratios(best))})")
         else:
             lines.append(f"- at most {budget:g}x: none of them")
     rows = []
-    for p in sorted(pareto_front(measured, latency=x_of), key=x_of):
-        _, base = ratio(p, references)
+    for p in sorted(pareto_front(measured, latency=beside.typical), key=beside.typical):
+        _, base = beside.ratio(p)
         rows.append([p["artifact"], p["runtime"], f"{p['accuracy']:.4f}", f"{p['latency']['p90_ms']:.4f}",
-                     f"{x_of(p):.2f}", _spread(beside.ratios(p) or [x_of(p)]), f"{base:.4f}", p["session"]])
+                     f"{beside.typical(p):.2f}", _spread(beside.ratios(p)), f"{base:.4f}", p["session"]])
     return [*lines, "", "The front of those points, by their ratio:", "", markdown_table(HEADERS, rows), ""]
