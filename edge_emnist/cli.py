@@ -198,7 +198,8 @@ def cmd_pick(args: argparse.Namespace) -> int:
     from edge_emnist.device.cards import CardShelf
     from edge_emnist.report import robustness
     from edge_emnist.report.pick import default_target, pick
-    from edge_emnist.report.results import load_records, records_or
+    from edge_emnist.report.relative import Beside
+    from edge_emnist.report.results import iter_records, load_records, records_or
 
     constraints, where = from_args(Constraints, args), from_args(PickOptions, args)
     records = load_records(args.results)
@@ -210,7 +211,8 @@ def cmd_pick(args: argparse.Namespace) -> int:
     robustness.attach(records, robust)
     _, why = pick(records, where.target or default_target(records), constraints, threads=where.threads,
                   dataset=where.dataset, artifact_dirs=where.exported, check_files=True,
-                  allow_uncarded=where.allow_uncarded, input_kind=where.input_kind, cards=cards)
+                  allow_uncarded=where.allow_uncarded, input_kind=where.input_kind, cards=cards,
+                  beside=Beside.of(iter_records(args.results), where.reference) if constraints.max_ratio else None)
     print(why)
     return 0
 

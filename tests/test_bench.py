@@ -840,3 +840,27 @@ def test_the_report_keeps_app_ready_twins_off_the_front(tmp_path):
     assert "net.tflite" in front and "net-rgb" not in front
     assert "at most 2x: **net.tflite**" in text
     assert "leave out 1 settings of app-ready RGB-input twins" in text and "| net-rgb.tflite |" in text
+
+
+def test_the_summary_gives_each_shape_of_a_family_its_own_row(tmp_path):
+    """Two edgenet shapes are two networks: one row each, float32 and int8 from the same shape (a distilled file
+    beside its plain twin: the more accurate one), never one shape's float32 beside another's int8."""
+    from edge_emnist.device.cards import CardShelf
+    from edge_emnist.report.summary import int8_rows, model_of, summary_rows
+
+    small, wide = "edgenet-width0.5", "edgenet-depths1.2.2-width1.0"
+    records = [_report_point(f"{small}-emnist-bymerge-fp32.tflite", 0.8956, 0.02, quantize="none"),
+               _report_point(f"{wide}-emnist-bymerge-fp32.tflite", 0.8946, 0.07, quantize="none"),
+               _report_point(f"{wide}-emnist-bymerge-kd4-t4-fp32.tflite", 0.9009, 0.07, quantize="none"),
+               _report_point(f"{wide}-emnist-bymerge-kd4-t4-int8.tflite", 0.8997, 0.03, quantize="int8"),
+               _report_point(f"{wide}-emnist-bymerge-kd4-t4-int8-rgb.tflite", 0.8999, 0.03, quantize="int8",
+                             input="rgb")]
+    for record in records:
+        record["arch"] = "edgenet"
+    assert model_of(records[2]) == wide and model_of({"artifact": "x.tflite", "arch": "net"}) == "net"
+    rows = {row[0]: row for row in summary_rows(records, "cpu", CardShelf([tmp_path]))}
+    assert set(rows) == {small, wide}
+    assert rows[wide][5:8] == ["0.9009", "0.8997", "kd4-t4-int8"]  # the distilled float32; the grey int8, not rgb
+    assert rows[small][5:8] == ["0.8956", "-", "-"]
+    int8 = {row[0]: row for row in int8_rows(records, "cpu")}[f"{wide}-emnist-bymerge-kd4-t4-int8.tflite"]
+    assert int8[3] == f"{wide}-emnist-bymerge-kd4-t4-fp32.tflite" and int8[5] == "-0.12"  # its own name's float32

@@ -61,3 +61,69 @@ def test_the_report_says_how_far_a_ratio_moved_between_calls():
     assert relative.best_within([call_b], beside, 0.45) is None  # the median does not
     alone = "\n".join(relative.section([latest], relative.Beside(beside.references), REF, tiers=(0.5,)))
     assert "0.48x (1 call)" in alone
+
+
+def _pickable(artifact, session, p90, accuracy=0.88):
+    """A bench record with every field the results files' schema asks for."""
+    from edge_emnist.device.host import host_description
+
+    return {**_record(artifact, session, p90, accuracy=accuracy), "schema": 2, "card": "ok", "size_bytes": 2048,
+            "gzip_bytes": 1024, "host": host_description(), "memory": {"peak_rss_mb": 100.0},
+            "latency": {"p50_ms": p90, "p90_ms": p90, "p99_ms": p90, "mean_ms": p90, "std_ms": 0.0, "runs": 10}}
+
+
+def test_pick_reads_a_ratio_budget_as_the_report_does():
+    """`pick --max-ratio` reads each file at the median of its ratios over the calls that timed it beside the
+    reference, as the report's budget lines do, so the two never disagree about what fits."""
+    import pytest
+
+    from edge_emnist.errors import EdgeEmnistError
+    from edge_emnist.report.pick import Constraints, pick
+
+    calls = [("a", 0.020, 0.0190, 0.0260), ("b", 0.020, 0.0240, 0.0250), ("c", 0.020, 0.0188, 0.0300)]
+    records = [r for session, ref, even, slow in calls
+               for r in (_pickable(REF, session, ref, accuracy=0.881), _pickable("even.tflite", session, even, 0.895),
+                         _pickable("slow.tflite", session, slow, 0.90))]
+    records.append(_pickable("alone.tflite", "z", 0.001, accuracy=0.99))  # never timed beside the reference
+    chosen, why = pick(records, "cpu", Constraints(max_ratio=1.0))
+    # even.tflite's latest call read 0.94x, its median 0.95x (0.94-1.20x): it fits; the latest call alone decides
+    # nothing, the median does
+    assert chosen["artifact"] == "even.tflite"
+    assert "0.95x the reference (median of 3 calls, 0.94-1.20x)" in why
+    assert "rejected alone.tflite on litert (1 thread(s)): never timed beside the reference" in why
+    assert "rejected slow.tflite on litert (1 thread(s)): 1.30x the reference > 1x" in why
+    assert pick(records, "cpu", Constraints(max_ratio=1.5))[0]["artifact"] == "slow.tflite"
+    others = [r for r in records if r["artifact"] != "even.tflite"]
+    assert pick(others, "cpu", Constraints(max_ratio=1.0))[0]["artifact"] == REF  # the reference is 1x of itself
+    with pytest.raises(EdgeEmnistError, match="nothing measured on cpu meets the constraints; closest: even.tflite"):
+        pick(records, "cpu", Constraints(max_ratio=0.5))
+    # another reference: the ratios are to it
+    chosen, _ = pick(records, "cpu", Constraints(max_ratio=1.0), beside=relative.Beside.of(records, "slow.tflite"))
+    assert chosen["artifact"] == "slow.tflite"
+
+
+def test_pick_command_reads_every_call_not_only_the_latest(tmp_path, capsys):
+    """The command loads the latest record per setting for the choice, and every call for the ratios."""
+    import json
+
+    import pytest
+
+    from edge_emnist.cli import main
+
+    calls = [("a", 0.020, 0.0190), ("b", 0.020, 0.0240), ("c", 0.020, 0.0188)]
+    records = [r for session, ref, even in calls
+               for r in (_pickable(REF, session, ref), _pickable("even.tflite", session, even, 0.895))]
+    results = tmp_path / "bench.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    for name in (REF, "even.tflite"):
+        (tmp_path / name).write_bytes(b"not read: the records carry no sha256")
+    assert main(["pick", "--results", str(results), "--target", "cpu:vm-amx", "--exported", str(tmp_path),
+                 "--max-ratio", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "picked even.tflite" in out and "0.95x the reference (median of 3 calls, 0.94-1.20x)" in out
+    assert main(["pick", "--results", str(results), "--target", "cpu:vm-amx", "--exported", str(tmp_path),
+                 "--max-ratio", "0.5"]) == 2
+    assert "nothing measured on cpu:vm-amx meets the constraints" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # not a ratio: argparse's one line
+        main(["pick", "--results", str(results), "--max-ratio", "0"])
+    assert "--max-ratio: must be a positive finite number, got 0" in capsys.readouterr().err

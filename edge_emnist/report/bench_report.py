@@ -154,8 +154,9 @@ def _summary_section(records: list[dict], target: str, cards: CardShelf,
     rows = summary_rows(records, target, cards, robustness)
     if not rows:
         return []
-    lines = ["Per architecture, at batch 1 and 1 thread (int8: the most accurate int8 artifact measured; "
-            "parameters, MACs and s/epoch from the float32 artifact's card and its training run):", "",
+    lines = ["Per network (an architecture, or one shape of a family), at batch 1 and 1 thread (float32: its most "
+             "accurate float32 file, int8: its most accurate int8 file measured; parameters, MACs and s/epoch from "
+             "the float32 artifact's card and its training run):", "",
             markdown_table(SUMMARY_HEADERS, rows), ""]
     changes = int8_rows(records, target)
     if changes:
@@ -213,7 +214,7 @@ class ReportOptions:
     exported: tuple[Path, ...] = option((Path("exported"),), type=Path, nargs="+", metavar="DIR", shown="exported/",
                                   help="folders holding the artifacts' model cards, searched in order, for the "
                                        "per-architecture summary")
-    reference: str = option("lenet5-emnist-bymerge-fp32.tflite", metavar="ARTIFACT",
+    reference: str = option(relative.REFERENCE, metavar="ARTIFACT",
                             help="latency budgets are read as multiples of this file's p90 in the same bench call")
 
 

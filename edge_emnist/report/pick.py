@@ -11,6 +11,7 @@ from edge_emnist.device.records import card_status
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.options import fraction, option, positive_float, positive_int
 from edge_emnist.report.pareto import knee, pareto_front
+from edge_emnist.report.relative import REFERENCE, Beside
 from edge_emnist.report.results import candidates, describe, fill_inputs, of_input
 
 
@@ -25,17 +26,28 @@ class Constraints:
         None, type=fraction, metavar="FRACTION",
         help="mean accuracy under the everyday transformations (rotation +-15 deg, strokes +-1 px, zoom 0.8/1.2, 2 px "
              "off centre) from `edge-emnist robustness` records, e.g. 0.8")
+    max_ratio: float | None = option(
+        None, type=positive_float, metavar="X",
+        help="p90 at most X times the --reference file's p90 timed in the same bench call, read as the report's "
+             "budget lines read it (the median over every call that timed the file beside the reference): a budget "
+             "that means the same on every machine, e.g. 1 for 'no slower than LeNet-5'")
 
     @property
     def any(self) -> bool:
         return any(v is not None for v in (self.max_latency_ms, self.max_size_kb, self.min_accuracy,
-                                           self.min_robust_accuracy))
+                                           self.min_robust_accuracy, self.max_ratio))
 
-    def violations(self, record: dict) -> list[str]:
+    def violations(self, record: dict, ratio: float | None = None) -> list[str]:
+        """What `record` breaks; `ratio`: its p90 as a multiple of the reference's (None: never timed beside it)."""
         found = []
         p90, size_kb = record["latency"]["p90_ms"], record["size_bytes"] / 1024
         if self.max_latency_ms is not None and p90 > self.max_latency_ms:
             found.append(f"p90 {p90:.3f} ms > {self.max_latency_ms} ms")
+        if self.max_ratio is not None:
+            if ratio is None:
+                found.append("never timed beside the reference (bench them in one call)")
+            elif ratio > self.max_ratio:
+                found.append(f"{ratio:.2f}x the reference > {self.max_ratio:g}x")
         if self.max_size_kb is not None and size_kb > self.max_size_kb:
             found.append(f"size {size_kb:.0f} KiB > {self.max_size_kb} KiB")
         if self.min_accuracy is not None and record["accuracy"] < self.min_accuracy:
@@ -48,13 +60,15 @@ class Constraints:
                 found.append(f"robust accuracy {robust:.4f} < {self.min_robust_accuracy}")
         return found
 
-    def excess(self, record: dict) -> float:
+    def excess(self, record: dict, ratio: float | None = None) -> float:
         """How far a record is from meeting the constraints: the sum of its relative overshoots (0 if it fits),
         so that "closest" means closest, not merely the fewest broken constraints."""
         total = 0.0
         p90, size_kb = record["latency"]["p90_ms"], record["size_bytes"] / 1024
         if self.max_latency_ms is not None and p90 > self.max_latency_ms:
             total += p90 / self.max_latency_ms - 1 if self.max_latency_ms > 0 else float("inf")
+        if self.max_ratio is not None:
+            total += 1.0 if ratio is None else max(0.0, ratio / self.max_ratio - 1)
         if self.max_size_kb is not None and size_kb > self.max_size_kb:
             total += size_kb / self.max_size_kb - 1 if self.max_size_kb > 0 else float("inf")
         if self.min_accuracy is not None and record["accuracy"] < self.min_accuracy:
@@ -91,6 +105,8 @@ class PickOptions:
              "bench measured each, then exported/ and benchmarks/results/not-shipped/; a file found nowhere, changed, "
              "or contradicted by its card is never picked)")
     allow_uncarded: bool = option(False, help="also consider files that were measured without a current model card")
+    reference: str = option(REFERENCE, metavar="ARTIFACT",
+                            help="the file --max-ratio measures against (its name; bench it in the same call)")
     input: str = option("grey", choices=lambda: (*INPUTS, "any"),
                         help="only artifacts taking this input: grey (28x28x1, as trained), rgb (the app-ready "
                              "28x28x3 twins, export --input rgb) or any; twins of one network otherwise compete "
@@ -138,15 +154,23 @@ def _one(pool: list[dict], key: str, option: str, what: str) -> None:
                               f"comparable within one: pass {option} with one of them")
 
 
-def _summary(record: dict) -> str:
+def _summary(record: dict, beside: Beside | None = None) -> str:
+    ratios = beside.ratios(record) if beside else []
+    relative = ""
+    if ratios:
+        from statistics import median
+
+        relative = (f", {median(ratios):.2f}x the reference"
+                    + (f" (median of {len(ratios)} calls, {min(ratios):.2f}-{max(ratios):.2f}x)" if len(ratios) > 1
+                       else ""))
     return (f"accuracy {record['accuracy']:.4f}, p90 {record['latency']['p90_ms']:.3f} ms "
-            f"(p50 {record['latency']['p50_ms']:.3f}), {record['size_bytes'] / 1024:.0f} KiB")
+            f"(p50 {record['latency']['p50_ms']:.3f}){relative}, {record['size_bytes'] / 1024:.0f} KiB")
 
 
 def pick(records: list[dict], target: str, constraints: Constraints, threads: int | None = None,
          dataset: str | None = None, artifact_dirs: Sequence[Path] | None = None, *, check_files: bool = False,
          allow_uncarded: bool = False, input_kind: str | None = "grey",
-         cards: CardShelf | None = None) -> tuple[dict, str]:
+         cards: CardShelf | None = None, beside: Beside | None = None) -> tuple[dict, str]:
     """The pick and a few lines of reasons; raises a one-line error when nothing was measured or nothing fits.
 
     Latency is compared on one machine only and accuracy on one dataset only (same name and same files):
@@ -155,8 +179,14 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
     it was measured or contradicted by its card is not a candidate. Records of files measured without a current
     model card are left out unless `allow_uncarded`. Only artifacts taking `input_kind` input compete (None: all;
     the kind comes from each file's card where the record predates it). `cards`: a shelf of `artifact_dirs`' cards
-    the caller reads too (default: a new one).
+    the caller reads too (default: a new one). `beside`: what a `max_ratio` constraint reads, built from every
+    record (`iter_records`: older calls included, as the report's budget lines read them; default: from `records`,
+    which hold only the latest call of each setting where they come from `load_records`).
     """
+    if constraints.max_ratio is not None and beside is None:
+        beside = Beside.of(records, REFERENCE)
+    elif constraints.max_ratio is None:
+        beside = None  # no ratio asked for: none printed
     pool = [r for r in candidates(records, target, threads) if dataset is None or r.get("dataset") == dataset]
     stale = []
     if not allow_uncarded:
@@ -197,17 +227,21 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
     pool = kept
     hosts = sorted({r["target"] for r in pool})
     if constraints.any:
-        fitting = [r for r in pool if not constraints.violations(r)]
+        broken = {id(r): constraints.violations(r, beside.typical(r) if beside else None) for r in pool}
+        fitting = [r for r in pool if not broken[id(r)]]
         if not fitting:
-            closest = min(pool, key=constraints.excess)
+            closest = min(pool, key=lambda r: constraints.excess(r, beside.typical(r) if beside else None))
             raise EdgeEmnistError(f"nothing measured on {target} meets the constraints; closest: "
-                                  f"{describe(closest)} ({'; '.join(constraints.violations(closest))})")
+                                  f"{describe(closest)} ({'; '.join(broken[id(closest)])})")
         chosen = max(fitting, key=lambda r: (r["accuracy"], -r["latency"]["p90_ms"]))
-        why = [f"picked {describe(chosen)}: {_summary(chosen)}",
+        why = [f"picked {describe(chosen)}: {_summary(chosen, beside)}",
                f"the most accurate of {len(fitting)} of {len(pool)} measured settings on {', '.join(hosts)} "
                "that meet every constraint (ties go to the lower p90)"]
-        rejected = sorted((r for r in pool if constraints.violations(r)), key=lambda r: -r["accuracy"])[:3]
-        why += [f"rejected {describe(r)}: {'; '.join(constraints.violations(r))}" for r in rejected]
+        if beside is not None:
+            why.append(f"ratios are to {beside.reference}'s p90 in the same bench call, the median over the calls "
+                       "that timed each file beside it")
+        rejected = sorted((r for r in pool if broken[id(r)]), key=lambda r: -r["accuracy"])[:3]
+        why += [f"rejected {describe(r)}: {'; '.join(broken[id(r)])}" for r in rejected]
     else:
         front = pareto_front(pool)
         chosen = knee(front)

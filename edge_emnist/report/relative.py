@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from edge_emnist.report.pareto import pareto_front
 from edge_emnist.tables import markdown_table
 
+REFERENCE = "lenet5-emnist-bymerge-fp32.tflite"  # the shipped LeNet-5 float32 .tflite: the issues' yardstick
 TIERS = (0.5, 1.0, 2.0, 7.0)  # budgets drawn as "best accuracy at <= N x the reference"
 HEADERS = ["artifact", "runtime", "accuracy", "p90 ms (latest call)", "x reference (median)", "over all calls",
            "reference p90 ms (latest)", "latest call"]
@@ -47,11 +48,12 @@ class Beside:
 
     references: dict[tuple, float] = field(default_factory=dict)
     timed: dict[tuple, dict[tuple, float]] = field(default_factory=lambda: defaultdict(dict))
+    reference: str = REFERENCE  # the file's name, for what a reader is told
 
     @classmethod
     def of(cls, records: Iterable[dict], reference: str) -> Beside:
         """One streamed pass over the records, older calls included."""
-        beside = cls()
+        beside = cls(reference=reference)
         for record in records:
             settings = record.get("settings") or {}
             if (record.get("batch") != 1 or not record.get("latency") or not record.get("session")
