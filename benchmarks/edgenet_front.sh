@@ -36,6 +36,8 @@ runs=(  # NAME:COMMAND and its options after the common ones (a later flag overr
   "s2-w1-d122-aug05:train --option width=1.0 ${stem2[*]} --option depths=1,2,2 --epochs 30 --patience 30 --augment 0.5"
   "s2-w15-d122-aug05-kd4:distill --option width=1.5 ${stem2[*]} --option depths=1,2,2 --epochs 24 --patience 24 --augment 0.5 --teacher $vgg_teachers"
   "s2-w05-d112-aug05-e50-kd2:distill --option width=0.5 ${stem2[*]} --option depths=1,1,2 --epochs 50 --patience 50 --augment 0.5 --teacher $edge_teachers"
+  # F3 on AVX2 (benchmarks/shape_latency_probe.sh: this shape 0.36x LeNet-5 there, the shipped head64 one 0.50x)
+  "s2-w05-aug05-e50-kd2:distill --option width=0.5 ${stem2[*]} --epochs 50 --patience 50 --augment 0.5 --teacher $edge_teachers"
 )
 for entry in "${runs[@]}"; do
   name=${entry%%:*}
