@@ -17,6 +17,8 @@ students=(  # RUN:SHAPE:TAG:QUANTIZATIONS (the shape and the tag as the artifact
   "runs/front/s2-w1-sep111-h64-aug05-kd2:edgenet-head64-poolflatten-separableTrue-stem_stride2-width1.0:kd2:none"
   # F1's student (four teachers, two custom_vggs among them); its int8 is the fast one on int8-capable CPUs
   "runs/front/s2-w1-d122-aug05-kd4:edgenet-depths1.2.2-poolflatten-stem_stride2-width1.0:kd4:none,int8"
+  # F3 on AVX2: no dense head (the head64 shape is 0.50x LeNet-5 there, this one 0.36x; shape_latency_probe.sh)
+  "runs/front/s2-w05-aug05-e50-kd2:edgenet-poolflatten-stem_stride2-width0.5:kd2:none"
 )
 shipped=()
 for entry in "${students[@]}"; do
