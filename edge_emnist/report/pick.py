@@ -158,9 +158,7 @@ def _summary(record: dict, beside: Beside | None = None) -> str:
     ratios = beside.ratios(record) if beside else []
     relative = ""
     if ratios:
-        from statistics import median
-
-        relative = (f", {median(ratios):.2f}x the reference"
+        relative = (f", {beside.typical(record):.2f}x the reference"
                     + (f" (median of {len(ratios)} calls, {min(ratios):.2f}-{max(ratios):.2f}x)" if len(ratios) > 1
                        else ""))
     return (f"accuracy {record['accuracy']:.4f}, p90 {record['latency']['p90_ms']:.3f} ms "
@@ -227,10 +225,11 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
     pool = kept
     hosts = sorted({r["target"] for r in pool})
     if constraints.any:
-        broken = {id(r): constraints.violations(r, beside.typical(r) if beside else None) for r in pool}
+        ratio = {id(r): beside.typical(r) if beside else None for r in pool}  # each file's calls read once
+        broken = {id(r): constraints.violations(r, ratio[id(r)]) for r in pool}
         fitting = [r for r in pool if not broken[id(r)]]
         if not fitting:
-            closest = min(pool, key=lambda r: constraints.excess(r, beside.typical(r) if beside else None))
+            closest = min(pool, key=lambda r: constraints.excess(r, ratio[id(r)]))
             raise EdgeEmnistError(f"nothing measured on {target} meets the constraints; closest: "
                                   f"{describe(closest)} ({'; '.join(broken[id(closest)])})")
         chosen = max(fitting, key=lambda r: (r["accuracy"], -r["latency"]["p90_ms"]))
