@@ -80,7 +80,14 @@ def pareto_plot(points: list[dict], target: str, output: Path) -> Path:
     plt = _plt()
     front = pareto_front(points)
     best = knee(front)
-    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=110)
+    # Front points get a number up and to the left of the marker (clear of the knee's ring, which is drawn
+    # around the point) and a key under the axes, the width of the figure: long names never cover data, and the
+    # plot keeps the figure's width however long they are.
+    key = [f"{n}  {p['artifact']} ({p['runtime']}, {p['settings'].get('threads')}t)" for n, p in enumerate(front, 1)]
+    key_height = 0.13 * (len(key) + 1.5)
+    fig = plt.figure(figsize=(10, 4.6 + key_height), dpi=110)
+    grid = fig.add_gridspec(2, 1, height_ratios=[4.6, key_height])
+    ax, key_ax = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     by_runtime = defaultdict(list)
     for p in points:
         by_runtime[p["runtime"]].append(p)
@@ -96,15 +103,13 @@ def pareto_plot(points: list[dict], target: str, output: Path) -> Path:
             lw=1, label="Pareto front" + (" (all)" if reference and len(reference) < len(points) else ""), zorder=2)
     ax.scatter([best["latency"]["p90_ms"]], [100 * best["accuracy"]], s=180, facecolors="none",
                edgecolors="crimson", lw=1.5, label="knee", zorder=4)
-    # Front points get a number up and to the left of the marker (clear of the knee's ring, which is drawn
-    # around the point) and a key outside the axes: long names never cover data.
-    key = [f"{n}  {p['artifact']} ({p['runtime']}, {p['settings'].get('threads')}t)" for n, p in enumerate(front, 1)]
     for numbers, (x, y) in _label_groups(front):  # points that would print on top of each other share a label
         ax.annotate(",".join(map(str, numbers)), (x, y), textcoords="offset points", xytext=(-9, 7), ha="right",
                     fontsize=8, fontweight="bold", zorder=5,
                     bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
-    ax.text(1.02, 0.0, "Pareto front:\n" + "\n".join(key), transform=ax.transAxes, ha="left", va="bottom",
-            fontsize=7, family="monospace")
+    key_ax.axis("off")
+    key_ax.text(0.0, 1.0, "Pareto front:\n" + "\n".join(key), transform=key_ax.transAxes, ha="left", va="top",
+                fontsize=7, family="monospace")
     ax.set_xscale("log")
     ax.margins(x=0.25, y=0.1)
     ax.set_xlabel("p90 latency at batch 1 (ms, log scale)")
