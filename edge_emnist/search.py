@@ -32,7 +32,7 @@ from edge_emnist.workspace import SHIPPED_EXPORTS
 # The family's search space: what a trial may draw for each option of models/edgenet.py.
 SPACE = {
     "width": (0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
-    "depth": (1, 2, 3),  # per stage
+    "depth": (1, 2, 3),  # each stage's own: the shipped winners deepen late (1,1,2 and 1,2,2)
     "kernel1": (3, 5),  # the first stage's kernel (later stages: 3)
     "separable": (False, True),
     "head": (0, 32, 64),
@@ -95,9 +95,9 @@ class SearchOptions:
 
 
 def shape_of(trial) -> dict:
-    """The edgenet options a trial draws (the names Optuna records are these option names)."""
-    depth = trial.suggest_categorical("depth", SPACE["depth"])
-    return {"width": trial.suggest_categorical("width", SPACE["width"]), "depths": (depth, depth, depth),
+    """The edgenet options a trial draws (the names Optuna records are these option names; `depthN` is stage N's)."""
+    return {"width": trial.suggest_categorical("width", SPACE["width"]),
+            "depths": tuple(trial.suggest_categorical(f"depth{stage}", SPACE["depth"]) for stage in (1, 2, 3)),
             "kernels": (trial.suggest_categorical("kernel1", SPACE["kernel1"]), 3, 3),
             "separable": trial.suggest_categorical("separable", SPACE["separable"]),
             "head": trial.suggest_categorical("head", SPACE["head"]),
@@ -236,7 +236,8 @@ def _trial_line(study, number: int, accuracy: float, p90: float, options: Search
     best = front_of(study, options)
     top = max(best, key=lambda row: row["accuracy"]) if best else None
     limits = "" if max(_violations(trial)) <= 0 else " (breaks a limit)"
-    return (f"trial {number}: width {shape['width']:g} depth {shape['depths'][0]} k{shape['kernels'][0]} "
+    return (f"trial {number}: width {shape['width']:g} depths {','.join(map(str, shape['depths']))} "
+            f"k{shape['kernels'][0]} "
             f"{'separable' if shape['separable'] else 'conv'} {shape.get('pool', 'gap')} head {shape['head']} "
             f"({trial.user_attrs['params']:,} "
             f"params): val {accuracy:.4f}, p90 {p90:.4f} ms{limits}; best so far "

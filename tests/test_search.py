@@ -171,3 +171,30 @@ def test_finalists_are_timed_beside_the_shipped_reference_of_their_dataset(tmp_p
     reference.with_name(reference.name + ".json").write_text(json.dumps({"dataset": "emnist-bymerge"}))
     assert shipped_reference("emnist-bymerge").resolve() == reference.resolve()
     assert shipped_reference("mnist") is None  # another task's latency is no yardstick for this one
+
+
+def test_every_shipped_edgenet_shape_is_a_point_of_the_search_space():
+    """The shapes found by hand and shipped (depths 1,1,2 and 1,2,2 among them) must be ones a search can draw."""
+    import inspect
+    import json
+    from pathlib import Path
+
+    import optuna
+
+    from edge_emnist.models.edgenet import edgenet
+    from edge_emnist.search import SPACE, shape_of
+
+    defaults = {name: p.default for name, p in inspect.signature(edgenet).parameters.items() if name != "num_classes"}
+    cards = sorted(Path("exported").glob("edgenet-*.json"))
+    assert cards, "the shipped edgenet files and their cards are committed in exported/"
+    for card in cards:
+        run = json.loads(card.read_text())["source"]["run"]
+        shape = {**defaults, **json.loads((Path(run) / "config.json").read_text())["model_options"]}
+        shape = {k: tuple(v) if isinstance(v, list) else v for k, v in shape.items()}
+        params = {"width": shape["width"], "kernel1": shape["kernels"][0], "separable": shape["separable"],
+                  "head": shape["head"], "pool": shape["pool"], "stem_stride": shape["stem_stride"],
+                  **{f"depth{stage}": depth for stage, depth in enumerate(shape["depths"], 1)}}
+        for name, value in params.items():
+            assert value in SPACE["depth" if name.startswith("depth") else name], f"{card.name}: {name}={value}"
+        drawn = shape_of(optuna.trial.FixedTrial(params))
+        assert {**shape, **drawn} == shape, card.name  # the kernels of stages 2-3 and base widths are the defaults
