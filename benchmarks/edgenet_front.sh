@@ -38,6 +38,8 @@ runs=(  # NAME:COMMAND and its options after the common ones (a later flag overr
   "s2-w05-d112-aug05-e50-kd2:distill --option width=0.5 ${stem2[*]} --option depths=1,1,2 --epochs 50 --patience 50 --augment 0.5 --teacher $edge_teachers"
   # F3 on AVX2 (benchmarks/shape_latency_probe.sh: this shape 0.36x LeNet-5 there, the shipped head64 one 0.50x)
   "s2-w05-aug05-e50-kd2:distill --option width=0.5 ${stem2[*]} --epochs 50 --patience 50 --augment 0.5 --teacher $edge_teachers"
+  # its plain twin: what distillation gave this shape (benchmarks/distillation.md, fifth round)
+  "s2-w05-aug05-e50:train --option width=0.5 ${stem2[*]} --epochs 50 --patience 50 --augment 0.5"
 )
 for entry in "${runs[@]}"; do
   name=${entry%%:*}
