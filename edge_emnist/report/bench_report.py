@@ -80,8 +80,7 @@ def pareto_plot(points: list[dict], target: str, output: Path) -> Path:
     plt = _plt()
     front = pareto_front(points)
     best = knee(front)
-    # Front points get a number up and to the left of the marker (clear of the knee's ring, which is drawn
-    # around the point) and a key under the axes, the width of the figure: long names never cover data, and the
+    # The key of front points sits under the axes, the width of the figure: long names never cover data, and the
     # plot keeps the figure's width however long they are.
     key = [f"{n}  {p['artifact']} ({p['runtime']}, {p['settings'].get('threads')}t)" for n, p in enumerate(front, 1)]
     key_height = 0.13 * (len(key) + 1.5)
@@ -103,6 +102,7 @@ def pareto_plot(points: list[dict], target: str, output: Path) -> Path:
             lw=1, label="Pareto front" + (" (all)" if reference and len(reference) < len(points) else ""), zorder=2)
     ax.scatter([best["latency"]["p90_ms"]], [100 * best["accuracy"]], s=180, facecolors="none",
                edgecolors="crimson", lw=1.5, label="knee", zorder=4)
+    # Front points get a number up and to the left of the marker (clear of the knee's ring, drawn around the point).
     for numbers, (x, y) in _label_groups(front):  # points that would print on top of each other share a label
         ax.annotate(",".join(map(str, numbers)), (x, y), textcoords="offset points", xytext=(-9, 7), ha="right",
                     fontsize=8, fontweight="bold", zorder=5,
