@@ -13,16 +13,13 @@
 # Runs go to runs/vgg-aug/ (a finished stage is skipped; an interrupted training resumes). EXPORT_ONLY=1 stops
 # before the bench, which needs an otherwise idle machine.
 set -euo pipefail
+source benchmarks/ship_lib.sh  # train_once
 results=${1:-runs/vgg-aug/bench.jsonl}
 out=runs/vgg-aug
 base=$out/custom_vgg-emnist-bymerge-aug05
 mkdir -p "$out/exported"
-if [ ! -f "$base/metrics.json" ]; then
-  resume=()
-  [ -f "$base/config.json" ] && resume=(--resume)
-  edge-emnist train --arch custom_vgg --dataset emnist-bymerge --epochs 24 --patience 24 --augment 0.5 \
-      --lr-schedule cosine --run-dir "$base" "${resume[@]}"
-fi
+train_once "$base" train --arch custom_vgg --dataset emnist-bymerge --epochs 24 --patience 24 --augment 0.5 \
+    --lr-schedule cosine
 [ -f "$base-qat/metrics.json" ] || edge-emnist qat "$base" --epochs 2 --lr-schedule cosine --output "$base-qat"
 [ -f "$base-s50/metrics.json" ] || edge-emnist prune "$base" --structured 0.5 --epochs 8 --lr 1e-3 \
     --lr-schedule cosine --output "$base-s50"

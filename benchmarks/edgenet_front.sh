@@ -9,6 +9,7 @@
 # Runs go to runs/front/ (a finished run is skipped, an interrupted one resumes). EXPORT_ONLY=1 stops before the
 # bench, which needs an otherwise idle machine: its latencies are the point.
 set -euo pipefail
+source benchmarks/ship_lib.sh  # train_once
 results=${1:-runs/front/bench.jsonl}
 out=runs/front
 mkdir -p "$out/exported"
@@ -44,12 +45,8 @@ runs=(  # NAME:COMMAND and its options after the common ones (a later flag overr
 for entry in "${runs[@]}"; do
   name=${entry%%:*}
   read -r -a args <<< "${entry#*:}"
-  if [ ! -f "$out/$name/metrics.json" ]; then
-    resume=()
-    [ -f "$out/$name/config.json" ] && resume=(--resume)
-    edge-emnist "${args[0]}" --arch edgenet --dataset emnist-bymerge --epochs 20 --patience 20 --lr-schedule cosine \
-        --augment off "${args[@]:1}" --run-dir "$out/$name" "${resume[@]}"
-  fi
+  train_once "$out/$name" "${args[0]}" --arch edgenet --dataset emnist-bymerge --epochs 20 --patience 20 \
+      --lr-schedule cosine --augment off "${args[@]:1}"
   [ -f "$out/exported/.done-$name" ] && continue
   for quantize in none int8; do
     # a post-training int8 that misses its parity bar is refused and recorded in refused.jsonl: go on

@@ -1,6 +1,13 @@
-# Shared by the benchmarks/ship_*.sh scripts (source it): how a run is chosen and committed, and how a shipped
-# file is checked. Expects $runs (benchmarks/results/runs).
+# Shared by the benchmarks scripts (source it): how a run is trained once, chosen and committed, and how a shipped
+# file is checked. commit_run expects $runs (benchmarks/results/runs).
 check=(--check-on qemu-aarch64:cortex-a76 qemu-x86_64:haswell)  # answers on emulated Cortex-A76 and AVX2-only CPUs
+train_once() {  # DIR COMMAND [OPTIONS...]: edge-emnist COMMAND into run folder DIR; a finished run is skipped,
+  local dir=$1 resume=()                   # an interrupted one resumes
+  shift
+  [ -f "$dir/metrics.json" ] && return 0
+  [ -f "$dir/config.json" ] && resume=(--resume)
+  edge-emnist "$@" --run-dir "$dir" "${resume[@]}"
+}
 best_of() {  # the run folder with the best validation accuracy among those given
   python -c 'import json, sys; print(max(sys.argv[1:], key=lambda r: json.load(open(r + "/metrics.json"))["val_accuracy"]))' "$@"
 }

@@ -184,12 +184,13 @@ def test_every_shipped_edgenet_shape_is_a_point_of_the_search_space():
     from edge_emnist.models.edgenet import edgenet
     from edge_emnist.search import SPACE, shape_of
 
+    root = Path(__file__).resolve().parents[1]  # cards name their runs relative to the checkout
     defaults = {name: p.default for name, p in inspect.signature(edgenet).parameters.items() if name != "num_classes"}
-    cards = sorted(Path("exported").glob("edgenet-*.json"))
+    cards = sorted((root / "exported").glob("edgenet-*.json"))
     assert cards, "the shipped edgenet files and their cards are committed in exported/"
     for card in cards:
-        run = json.loads(card.read_text())["source"]["run"]
-        shape = {**defaults, **json.loads((Path(run) / "config.json").read_text())["model_options"]}
+        run = root / json.loads(card.read_text())["source"]["run"]
+        shape = {**defaults, **json.loads((run / "config.json").read_text())["model_options"]}
         shape = {k: tuple(v) if isinstance(v, list) else v for k, v in shape.items()}
         params = {"width": shape["width"], "kernel1": shape["kernels"][0], "separable": shape["separable"],
                   "head": shape["head"], "pool": shape["pool"], "stem_stride": shape["stem_stride"],
