@@ -1,18 +1,19 @@
 """`edge-emnist search`: walk the edgenet family with Optuna for the accuracy-latency front of one target.
 
 Each trial draws a shape (width, depth per stage, kernel sizes, separable blocks, head), trains it briefly on
-Keras 3, converts it to a float32 .tflite and times it with the device runner at batch 1 on the target (this
-machine or a device over SSH; an emulated CPU's time is QEMU's, so it is refused). Selection uses the validation
-split; no trial touches the test split. Two objectives, validation accuracy up and p90 latency down, give a front
-(NSGA-II), with the limits as constraints. The study lives in a database: an SQLite file in the output folder by
-default, so a killed search resumes and two workers on one machine share it; a database URL (PostgreSQL, MySQL)
-lets workers on many machines share one study. `optuna-dashboard <storage>` shows it.
+Keras 3 (with `--teacher`, distilled from those runs at a temperature and soft weight the trial also draws),
+converts it to a float32 .tflite and times it with the device runner at batch 1 on the target (this machine or a
+device over SSH; an emulated CPU's time is QEMU's, so it is refused). Selection uses the validation split; no
+trial touches the test split. Two objectives, validation accuracy up and p90 latency down, give a front (NSGA-II),
+with the limits as constraints. The study lives in a database: an SQLite file in the output folder by default, so
+a killed search resumes and two workers on one machine share it; a database URL (PostgreSQL, MySQL) lets workers
+on many machines share one study. `optuna-dashboard <storage>` shows it.
 
 With `--finalists N`, up to N trials spread along the front are then trained to convergence (half-strength
-augmentation and a cosine schedule by default, `--final-*` to change them; optionally distilled from `--teacher`
-runs), exported in every variant (.tflite and .onnx, float32/float16/dynamic/int8; a variant below its parity bar
-is recorded as refused), benched on the target and written to a report in OUT/report: only these winners are ever
-scored on the test split.
+augmentation and a cosine schedule by default, `--final-*` to change them; with `--teacher`, distilled at their
+trial's temperature and soft weight), exported in every variant (.tflite and .onnx, float32/float16/dynamic/int8;
+a variant below its parity bar is recorded as refused), benched on the target and written to a report in
+OUT/report: only these winners are ever scored on the test split.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ SPACE = {
     "head": (0, 32, 64),
     "pool": ("gap", "flatten"),
     "stem_stride": (1, 2),  # 2: the first convolution at 14x14 (a quarter of the positions: the cheap lever)
+}
+# Distillation's settings, drawn by each trial when the search has teachers (DistillConfig's fields). T = 4 with
+# weight 0.5 made every shipped student (benchmarks/distillation.md); T = 2 was measured no better on a plain run.
+DISTILL_SPACE = {
+    "temperature": (1.0, 2.0, 4.0, 8.0),
+    "soft_weight": (0.0, 0.25, 0.5, 0.75),  # 0: labels only, so the search also weighs not distilling
 }
 
 
@@ -72,7 +79,9 @@ class SearchOptions:
     mlflow: str | None = option(None, metavar="URI", help="also track every trial and finalist in MLflow (a folder "
                                                           "such as mlruns, or a tracking server URL)")
     teachers: tuple[str, ...] = option((), flag="--teacher", type=teacher_list, metavar="RUN[,RUN...]",
-                                       help="finalists: distil from these trained runs (distill's defaults)")
+                                       help="distil every trial and finalist from these trained runs (an ensemble "
+                                            "when several); each trial draws its temperature and soft weight, a "
+                                            "finalist keeps its trial's")
 
     def validate(self) -> None:
         if self.trials < 1:
@@ -103,6 +112,23 @@ def shape_of(trial) -> dict:
             "head": trial.suggest_categorical("head", SPACE["head"]),
             "pool": trial.suggest_categorical("pool", SPACE["pool"]),
             "stem_stride": trial.suggest_categorical("stem_stride", SPACE["stem_stride"])}
+
+
+def distillation_of(trial) -> dict:
+    """The distillation settings a trial draws (DistillConfig's field names; only a search with teachers draws them)."""
+    return {name: trial.suggest_categorical(name, values) for name, values in DISTILL_SPACE.items()}
+
+
+def distill_config(config, options: SearchOptions, drawn: dict) -> dict | None:
+    """config.json's `distill` for a trial's or finalist's run: the search's teachers at the drawn settings; None
+    without teachers or at soft weight 0 (a plain run: the teachers' answers would cost time and teach nothing)."""
+    from edge_emnist.distill import check_teachers, resolved
+    from edge_emnist.runs import DistillConfig
+
+    if not options.teachers or drawn.get("soft_weight") == 0:
+        return None
+    settings = DistillConfig(teachers=options.teachers, **drawn)
+    return resolved(settings, check_teachers(config, settings))
 
 
 def open_study(options: SearchOptions):
@@ -167,10 +193,12 @@ def _evaluate(trial, options: SearchOptions, data_dir, cache_dir, machine) -> tu
     from edge_emnist.train import train
 
     shape = shape_of(trial)
+    drawn = distillation_of(trial) if options.teachers else {}
     run = options.out / "trials" / f"trial-{trial.number:04d}"
     config = TrainConfig(arch="edgenet", dataset=options.dataset, epochs=options.epochs, batch_size=options.batch_size,
                          patience=options.epochs, seed=options.seed + trial.number, augment="off",
                          train_limit=options.train_limit, model_options=shape)
+    config.distill = distill_config(config, options, drawn)
     metrics = train(config, run, resume=(run / "config.json").exists(), data_dir=data_dir, cache_dir=cache_dir,
                     verbose=0, evaluate_test=False, tracking=options.mlflow)
     model_file = _float32_tflite(run, metrics)
@@ -195,8 +223,8 @@ def _evaluate(trial, options: SearchOptions, data_dir, cache_dir, machine) -> tu
     trial.set_constraint("accuracy", violations[1])
     for key, value in {"shape": {k: list(v) if isinstance(v, tuple) else v
                                                             for k, v in shape.items()},
-                       "params": metrics["trainable_params"], "run": str(run), "target": measured[0]["target"],
-                       "model": str(model_file)}.items():
+                       "distill": drawn, "params": metrics["trainable_params"], "run": str(run),
+                       "target": measured[0]["target"], "model": str(model_file)}.items():
         trial.set_user_attr(key, value)
     return accuracy, p90
 
@@ -236,9 +264,10 @@ def _trial_line(study, number: int, accuracy: float, p90: float, options: Search
     best = front_of(study, options)
     top = max(best, key=lambda row: row["accuracy"]) if best else None
     limits = "" if max(_violations(trial)) <= 0 else " (breaks a limit)"
+    taught = _taught(trial.user_attrs.get("distill"))  # absent in a study from before distillation was drawn
     return (f"trial {number}: width {shape['width']:g} depths {','.join(map(str, shape['depths']))} "
             f"k{shape['kernels'][0]} "
-            f"{'separable' if shape['separable'] else 'conv'} {shape.get('pool', 'gap')} head {shape['head']} "
+            f"{'separable' if shape['separable'] else 'conv'} {shape.get('pool', 'gap')} head {shape['head']}{taught} "
             f"({trial.user_attrs['params']:,} "
             f"params): val {accuracy:.4f}, p90 {p90:.4f} ms{limits}; best so far "
             + (f"{top['accuracy']:.4f} at {top['p90_ms']:.4f} ms (trial {top['trial']})" if top and
@@ -247,8 +276,16 @@ def _trial_line(study, number: int, accuracy: float, p90: float, options: Search
 
 def front_lines(front: list[dict]) -> list[str]:
     """What `search` prints at the end: the front, fastest first, with where each trial's run is."""
-    return [f"front: trial {r['trial']} {r['shape']} val {r['accuracy']:.4f} p90 {r['p90_ms']:.4f} ms -> {r['run']}"
-            for r in front]
+    return [f"front: trial {r['trial']} {r['shape']}{_taught(r.get('distill'))} val {r['accuracy']:.4f} "
+            f"p90 {r['p90_ms']:.4f} ms -> {r['run']}" for r in front]
+
+
+def _taught(drawn: dict | None) -> str:
+    if not drawn:
+        return ""
+    if drawn["soft_weight"] == 0:
+        return " not distilled (weight 0)"
+    return f" distilled T {drawn['temperature']:g} weight {drawn['soft_weight']:g}"
 
 
 def spread(front: list[dict], count: int) -> list[dict]:
@@ -275,12 +312,11 @@ def train_finalists(front: list[dict], options: SearchOptions, *, data_dir=None,
                     log=print) -> dict:
     """The finalists stage: train, export every variant, bench on the target, report. Resumable: a finished
     finalist is skipped, an interrupted one resumes; a re-run replaces the stage's artifacts and records."""
-    from edge_emnist.distill import check_teachers, resolved
     from edge_emnist.export.artifacts import ExportOptions, export_run
     from edge_emnist.report.bench_report import ReportOptions, write_report
     from edge_emnist.report.relative import Beside
     from edge_emnist.report.results import iter_records, load_records
-    from edge_emnist.runs import DistillConfig, TrainConfig
+    from edge_emnist.runs import TrainConfig
     from edge_emnist.train import train
 
     chosen = spread(front, options.finalists)
@@ -292,10 +328,10 @@ def train_finalists(front: list[dict], options: SearchOptions, *, data_dir=None,
                              patience=options.final_patience or options.final_epochs,
                              lr_schedule=options.final_lr_schedule, augment=options.final_augment, seed=options.seed,
                              model_options={k: tuple(v) if isinstance(v, list) else v for k, v in row["shape"].items()})
-        if options.teachers:
-            settings = DistillConfig(teachers=options.teachers)
-            config.distill = resolved(settings, check_teachers(config, settings))
-        log(f"finalist {number}/{len(chosen)}: trial {row['trial']} {row['shape']} (val {row['accuracy']:.4f} "
+        # a trial drawn without teachers (an older study, or one searched without them) distils at distill's defaults
+        config.distill = distill_config(config, options, row.get("distill") or {})
+        log(f"finalist {number}/{len(chosen)}: trial {row['trial']} {row['shape']}{_taught(row.get('distill'))} "
+            f"(val {row['accuracy']:.4f} "
             f"after {options.epochs} epochs) -> {run}")
         metrics = train(config, run, resume=(run / "config.json").exists(), data_dir=data_dir, cache_dir=cache_dir,
                         verbose=1, tracking=options.mlflow)

@@ -10,7 +10,7 @@ import pytest
 from edge_emnist.cli import main
 from edge_emnist.data.registry import get_dataset
 from edge_emnist.errors import EdgeEmnistError
-from edge_emnist.search import SearchOptions, open_study, run_search
+from edge_emnist.search import DISTILL_SPACE, SearchOptions, distill_config, open_study, run_search
 from tests.conftest import write_tiny
 
 
@@ -149,11 +149,40 @@ def test_finalists_can_be_distilled_from_a_teacher(tiny, tmp_path, capsys):
     out = tmp_path / "search"
     assert main(_argv(tiny, out, "1", "--finalists", "1", "--final-epochs", "1", "--final-augment", "off",
                       "--teacher", str(tmp_path / "teacher"))) == 0
+    [trial] = open_study(SearchOptions(out=out)).trials
+    drawn = trial.user_attrs["distill"]  # the trial drew its settings, and its run and its finalist used them
+    assert all(drawn[name] in values for name, values in DISTILL_SPACE.items())
+    printed = capsys.readouterr().out
+    assert ("not distilled (weight 0)" if drawn["soft_weight"] == 0 else
+            f"distilled T {drawn['temperature']:g} weight {drawn['soft_weight']:g}") in printed
     [run] = (out / "finalists").iterdir()
-    distill = json.loads((run / "config.json").read_text())["distill"]
-    assert distill["teachers"] == [str(tmp_path / "teacher")] and len(distill["teacher_sha256"]) == 1
+    for folder in (out / "trials" / "trial-0000", run):
+        distill = json.loads((folder / "config.json").read_text())["distill"]
+        if drawn["soft_weight"] == 0:
+            assert distill is None  # a plain run: no teacher runs beside it
+        else:
+            assert distill["teachers"] == [str(tmp_path / "teacher")] and len(distill["teacher_sha256"]) == 1
+            assert {k: distill[k] for k in drawn} == drawn
     assert main(_argv(tiny, tmp_path / "s2", "1", "--finalists", "1", "--teacher", str(tmp_path / "nowhere"))) == 2
     assert "no run at" in capsys.readouterr().err and not (tmp_path / "s2").exists()  # refused before any trial
+
+
+def test_a_trial_distils_at_its_drawn_settings_and_weight_zero_trains_plain(tiny, tmp_path):
+    from edge_emnist.runs import TrainConfig
+    from edge_emnist.train import train
+
+    train(TrainConfig(arch="lenet5", dataset="mnist", epochs=1, batch_size=32, train_limit=100), tmp_path / "teacher",
+          data_dir=tiny, verbose=0, evaluate_test=False)
+    student = TrainConfig(arch="edgenet", dataset="mnist")
+    options = SearchOptions(teachers=(str(tmp_path / "teacher"),))
+    distill = distill_config(student, options, {"temperature": 2.0, "soft_weight": 0.75})
+    assert (distill["temperature"], distill["soft_weight"]) == (2.0, 0.75) and len(distill["teacher_sha256"]) == 1
+    assert distill_config(student, options, {"temperature": 2.0, "soft_weight": 0.0}) is None
+    assert distill_config(student, SearchOptions(), {"temperature": 2.0, "soft_weight": 0.75}) is None
+    with pytest.raises(EdgeEmnistError, match="learned mnist"):  # a teacher of another task is refused
+        distill_config(TrainConfig(arch="edgenet", dataset="kmnist"), options, {"temperature": 2.0, "soft_weight": 0.5})
+    with pytest.raises(EdgeEmnistError, match="temperature"):
+        distill_config(student, options, {"temperature": 0.0, "soft_weight": 0.5})
 
 
 def test_finalists_are_timed_beside_the_shipped_reference_of_their_dataset(tmp_path, monkeypatch):
@@ -199,3 +228,6 @@ def test_every_shipped_edgenet_shape_is_a_point_of_the_search_space():
             assert value in SPACE["depth" if name.startswith("depth") else name], f"{card.name}: {name}={value}"
         drawn = shape_of(optuna.trial.FixedTrial(params))
         assert {**shape, **drawn} == shape, card.name  # the kernels of stages 2-3 and base widths are the defaults
+        taught = json.loads((run / "config.json").read_text()).get("distill")
+        if taught:  # a shipped student's temperature and weight are settings a search with teachers can draw
+            assert all(taught[name] in values for name, values in DISTILL_SPACE.items()), card.name
