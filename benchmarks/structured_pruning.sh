@@ -7,11 +7,14 @@
 #
 #   EDGE_EMNIST_DATA=../shared/data bash benchmarks/structured_pruning.sh [RESULTS] [EPOCHS] [ARCH...]
 #
+# EPOCHS: fine-tuning after the filters go (default 8); QAT_EPOCHS=N before the command changes the QAT's (default 2).
+#
 # Runs and artifacts go to runs/structured/ (a finished pruning is skipped; nothing here is committed but the
 # records). Sources: benchmarks/results/runs/ (the runs the shipped artifacts came from).
 set -euo pipefail
 results=${1:-runs/structured/bench.jsonl}
 epochs=${2:-8}
+qat_epochs=${QAT_EPOCHS:-2}
 shift $(( $# > 2 ? 2 : $# ))
 archs=("${@:-lenet5 simple_cnn custom_vgg}")
 archs=(${archs[*]})
@@ -28,7 +31,7 @@ for arch in "${archs[@]}"; do
   [ -f "$run/metrics.json" ] || edge-emnist prune "$src/${source[$arch]}" --structured 0.5 --epochs "$epochs" \
       --lr 1e-3 --output "$run"
   # int8 through QAT, as the shipped magnitude-pruned int8 files were made (post-training int8 misses the bar often)
-  [ -f "$run-qat/metrics.json" ] || edge-emnist qat "$run" --epochs 2 --output "$run-qat"
+  [ -f "$run-qat/metrics.json" ] || edge-emnist qat "$run" --epochs "$qat_epochs" --output "$run-qat"
   for variant in "$src/${source[$arch]}" "$src/${magnitude[$arch]}" "$run" "$run-qat"; do
     [ -f "$variant/best.weights.h5" ] || continue  # custom_vgg's p50 run kept no weights: its shipped files stand in
     done_marker="$out/exported/$arch/.done-$(basename "$variant")"

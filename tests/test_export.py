@@ -12,6 +12,7 @@ from ai_edge_litert.interpreter import Interpreter
 from edge_emnist.cli import main
 from edge_emnist.data.registry import get_dataset
 from edge_emnist.device import formats
+from edge_emnist.device.cards import ANSWERS_KEPT, answers_section, card_answers
 from edge_emnist.errors import EdgeEmnistError
 from edge_emnist.export import artifacts
 from edge_emnist.export import onnx as onnx_export
@@ -80,7 +81,20 @@ def test_every_format_and_quantization(tiny_run, tmp_path, quantize):
         assert probabilities.shape == (200, 10)
         assert np.mean(probabilities.argmax(1) == labels) == pytest.approx(card["accuracy"]["artifact"])
         assert abs(card["accuracy"]["artifact"] - card["accuracy"]["keras"]) <= 0.01
+        assert np.array_equal(card_answers(card), probabilities.argmax(1))  # the 200 test images' answers, kept
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_a_card_keeps_the_first_answers_and_refuses_a_torn_section():
+    probabilities = np.eye(47)[np.arange(ANSWERS_KEPT + 500) % 47]
+    section = answers_section(probabilities)
+    assert section["images"] == ANSWERS_KEPT and len(section["top1"]) < 3 * ANSWERS_KEPT // 2  # about 2.7 KB
+    assert np.array_equal(card_answers({"answers": section}), np.arange(ANSWERS_KEPT) % 47)
+    assert card_answers({}) is None  # a card from before cards kept answers
+    with pytest.raises(EdgeEmnistError, match="hold 2000 images, it says 2001"):
+        card_answers({"answers": {**section, "images": ANSWERS_KEPT + 1}})
+    with pytest.raises(ValueError, match="256 classes"):
+        answers_section(np.eye(300))
 
 
 @pytest.mark.parametrize("io", ["uint8", "float"])

@@ -245,6 +245,7 @@ def _export_run(run: Run, options: ExportOptions, data_dir, cache_dir, log, refu
                     "parity": check,
                     "accuracy": {"split": "test", "images": int(len(test_labels)),
                                  "artifact": artifact_accuracy, "keras": keras_accuracy},
+                    "answers": cards.answers_section(probabilities),
                     "export_seconds": round(time.perf_counter() - started, 2),
                     "exported_at": _now(),
                     "tools": cards.tool_versions(),
