@@ -57,6 +57,8 @@ def test_bench_records_every_setting(artifacts, tmp_path):
         assert r["memory"]["peak_rss_mb"] >= r["memory"]["baseline_rss_mb"] > 0
         assert r["host"]["cores"] and r["host"]["versions"]["onnxruntime"] and r["target"].startswith("cpu:")
         assert r["runtime"] == {"tflite": "litert", "onnx": "ort"}[r["format"]]
+        # the same machine computes the answers its export kept; the answers themselves stay out of the results
+        assert r["answers"] == {"images": 200, "agreement": 1.0, "differ": 0} and "answers_top1" not in r
     yardsticks = [r for r in measured if r.get("yardstick")]
     assert {r["format"] for r in yardsticks} == {"tflite"} and all(r["batch"] == 1 for r in yardsticks)
     from edge_emnist.device.runtimes import unavailable_reason
@@ -67,6 +69,28 @@ def test_bench_records_every_setting(artifacts, tmp_path):
         assert "not implemented" not in gpu["skipped"] and gpu["target"].startswith("cpu:")
     else:
         assert not [r for r in records if r.get("skipped")]
+
+
+def test_answers_unlike_the_cards_are_counted_and_said(artifacts, tmp_path):
+    """A target that computes other answers than the exporting machine (simulated: the card's kept answers
+    changed in three places) is named in a warning, and its records say how many differ."""
+    from edge_emnist.device.cards import card_answers
+    from edge_emnist.device.records import encode_top1
+
+    root, paths = artifacts
+    tflite = next(p for p in paths if p.name.endswith("fp32.tflite"))
+    copy = tmp_path / tflite.name
+    shutil.copy(tflite, copy)
+    card = json.loads(tflite.with_name(tflite.name + ".json").read_text())
+    kept = card_answers(card)
+    kept[:3] = (kept[:3] + 1) % 10
+    card["answers"]["top1"] = encode_top1(kept)
+    copy.with_name(copy.name + ".json").write_text(json.dumps(card))
+    said = []
+    (record,) = bench([copy], BenchOptions(batches=(1,), runs=20, warmup=2, yardstick=False,
+                                           results=tmp_path / "b.jsonl"), data_dir=root / "data", log=said.append)
+    assert record["answers"] == {"images": 200, "agreement": 1 - 3 / 200, "differ": 3}
+    assert any("3 of 200 top-1 answers differ from those its card kept at export" in line for line in said)
 
 
 def test_litert_gpu_runs_through_compiled_model_or_says_why_not(artifacts, tmp_path):
@@ -553,6 +577,8 @@ def test_bench_on_an_emulated_arm_core(artifacts, tmp_path, capsys):
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert {r["target"] for r in records} == {target} and all(r["emulated"] for r in records)
     assert all(r["host"]["machine"] == "aarch64" and r["test_images"] == 50 for r in records)
+    # ARM's int8 kernels give the top-1 answers the x86 export kept (issue 24: emulated Cortex-A76 agrees)
+    assert all(r["answers"]["images"] == 50 and r["answers"]["differ"] == 0 for r in records)
     assert main(["bench", *map(str, int8), "--runs", "20", "--warmup", "2", "--batch", "1", "--no-yardstick",
                  "--results", str(results), "--data-dir", str(root / "data")]) == 0
     capsys.readouterr()
@@ -561,6 +587,7 @@ def test_bench_on_an_emulated_arm_core(artifacts, tmp_path, capsys):
                  str(root / "exported")]) == 0
     report = (tmp_path / "r" / "report.md").read_text()
     assert "## Accuracy on every target" in report and target in report
+    assert "(50; same answers)" in report and "(200; same answers)" in report
     profiles = tmp_path / "profiles.jsonl"  # the profiler ships with the runner and runs on ARM's kernels too
     assert main(["profile", str(int8[0]), "--target", target, "--runs", "5", "--warmup", "1", "--runtime",
                  "litert,ort", "--results", str(profiles)]) == 0
@@ -695,6 +722,20 @@ def test_runner_command_writes_what_a_device_without_ssh_needs(artifacts, tmp_pa
     (record,) = json.loads((out / "out.json").read_text())["records"]
     card = json.loads(tflite.with_name(tflite.name + ".json").read_text())
     assert record["test_images"] == 200 and record["accuracy"] == pytest.approx(card["accuracy"]["artifact"])
+    assert "answers_top1" not in record  # asked for with --answers N only
+    done = subprocess.run([sys.executable, "-c", script, str(tflite), "--runs", "10", "--batch", "1", "--data",
+                           "mnist-test.npz", "--answers", "20", "--json", "answers.json"], cwd=out, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    (record,) = json.loads((out / "answers.json").read_text())["records"]
+    from edge_emnist.device.cards import card_answers
+    from edge_emnist.device.records import decode_top1
+
+    assert decode_top1(record["answers_top1"]) == list(card_answers(card)[:20])
+    results = tmp_path / "imported.jsonl"
+    assert main(["bench", "--import", str(out / "answers.json"), "--target", "arm:phone", "--results",
+                 str(results)]) == 0
+    assert "answers_top1" not in json.loads(results.read_text())  # no card to hold them against: not kept
     capsys.readouterr()
     assert main(["runner", str(out)]) == 2
     assert "already has runner.py" in capsys.readouterr().err

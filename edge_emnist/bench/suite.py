@@ -19,7 +19,14 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_emnist.device import records as records_of
-from edge_emnist.device.cards import CARD_MISSING, CARD_OF_ANOTHER_FILE, card_input, checked_card
+from edge_emnist.device.cards import (
+    ANSWERS_KEPT,
+    CARD_MISSING,
+    CARD_OF_ANOTHER_FILE,
+    card_answers,
+    card_input,
+    checked_card,
+)
 from edge_emnist.device.files import sha256_file
 from edge_emnist.device.formats import CPU_RUNTIMES, RUNTIME_OF_SUFFIX, RUNTIMES, on_gpu, runtimes_for
 from edge_emnist.device.host import gpu_target
@@ -122,7 +129,20 @@ def runner_argv(model: str, threads: int, options: BenchOptions, data: str | Non
         argv.append("--no-xnnpack")
     if options.profile:
         argv.append("--profile")
-    return argv + (["--data", data] if data else [])
+    return argv + (["--data", data, "--answers", str(ANSWERS_KEPT)] if data else [])
+
+
+def hold_answers(record: dict, kept: np.ndarray | None) -> None:
+    """The runner's top-1 answers (dropped from the record: 2,000 of them per line would swamp a results file)
+    against those the card kept at export; the record keeps how many images were compared and how many differ."""
+    mine = record.pop("answers_top1", None)
+    if mine is None or kept is None:
+        return
+    mine = np.array(records_of.decode_top1(mine))
+    count = min(len(mine), len(kept))
+    if count:
+        differ = int(np.sum(mine[:count] != kept[:count]))
+        record["answers"] = {"images": count, "agreement": 1 - differ / count, "differ": differ}
 
 
 def yardstick_check(ours_p50: float, theirs_median: float, resolution: float = 0.01) -> dict:
@@ -188,10 +208,11 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
         options.target = None  # its records carry the emulated CPU's name, never a label given for this machine
     elif not isinstance(machine, SshMachine):
         check_label(options.target)
-    cards, card_status = {}, {}
+    cards, card_status, kept = {}, {}, {}
     for artifact in artifacts:  # a card that contradicts its model stops the run here, before any measurement
         card, card_status[artifact] = checked_card(artifact, sha256_file(artifact))
         cards[artifact] = card or {}
+        kept[artifact] = card_answers(card) if card else None
         if card:
             _check_classes(artifact, card)
         else:
@@ -253,6 +274,12 @@ def bench(artifacts: list[Path], options: BenchOptions, *, data_dir=None, cache_
             for record in found:  # GPU figures go under the GPU's name, CPU figures under the CPU's
                 label_records([record], card, options.target or (gpu_target(host) if on_gpu(record["runtime"])
                                                                  else target), session, card_status[artifact], artifact)
+                hold_answers(record, kept[artifact])
+            for record in {r["runtime"]: r for r in found if (r.get("answers") or {}).get("differ")}.values():
+                answers = record["answers"]
+                log(f"warning: {artifact.name} on {record['target']} ({record['runtime']}): {answers['differ']} of "
+                    f"{answers['images']:,} top-1 answers differ from those its card kept at export: this machine "
+                    "computes something else than the one that exported it")
             if isinstance(machine, SshMachine):
                 for record in found:
                     record["via"] = f"ssh {machine.destination}"
@@ -280,6 +307,7 @@ def import_results(paths: list[Path], target: str | None = None) -> list[dict]:
         for record in found:  # GPU figures under the GPU's name, as when measured here or over SSH
             where = gpu_target(host) if on_gpu(record.get("runtime")) else SshMachine.label(host)
             label_records([record], {}, target or where, session)
+            hold_answers(record, None)  # no card here to hold them against
             record["imported_from"] = str(path)
         records += found
     return records

@@ -7,7 +7,6 @@ Whether a missing card is an error is the caller's choice (`required=`), the wor
 
 from __future__ import annotations
 
-import base64
 import json
 import platform
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ import numpy as np
 
 from edge_emnist.device.classes import class_groups
 from edge_emnist.device.host import package_versions
+from edge_emnist.device.records import decode_top1, encode_top1
 from edge_emnist.errors import EdgeEmnistError
 
 
@@ -194,8 +194,7 @@ def answers_section(probabilities: np.ndarray, split: str = "test") -> dict:
     top1 = np.asarray(probabilities)[:ANSWERS_KEPT].argmax(-1)
     if top1.size and top1.max() > 255:
         raise ValueError("a card keeps answers for at most 256 classes")
-    return {"split": split, "images": int(top1.size),
-            "top1": base64.b64encode(top1.astype(np.uint8).tobytes()).decode("ascii")}
+    return {"split": split, "images": int(top1.size), "top1": encode_top1(top1)}
 
 
 def card_answers(card: dict) -> np.ndarray | None:
@@ -203,7 +202,7 @@ def card_answers(card: dict) -> np.ndarray | None:
     section = card.get("answers")
     if not section:
         return None
-    top1 = np.frombuffer(base64.b64decode(section["top1"]), np.uint8).astype(np.int64)
+    top1 = np.array(decode_top1(section["top1"]), np.int64)
     if len(top1) != section["images"]:
         raise EdgeEmnistError(f"{card.get('artifact')}: the card's answers hold {len(top1)} images, it says "
                               f"{section['images']}")

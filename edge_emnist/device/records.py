@@ -8,6 +8,7 @@ the time of one inference goes, per operator). Plain Python: the runner ships it
 
 from __future__ import annotations
 
+import base64
 from typing import TypedDict
 
 SCHEMA_VERSION = 2  # 2: artifact_sha256, load (load average around the timed runs), latency spread, busy
@@ -57,6 +58,7 @@ class Measured(TypedDict, total=False):
     card: str  # card_status: ok, missing, another file
     input: str | None  # the card's input kind (cards.INPUTS: grey, rgb); older records: read from the card
     artifact_path: str
+    answers: dict  # images, agreement, differ: the top-1 answers here against those the card kept at export
 
 
 class Skipped(TypedDict):
@@ -83,6 +85,15 @@ class Profile(TypedDict, total=False):
     operators: list
     total_ms: float
     unavailable: str
+
+
+def encode_top1(top1) -> str:
+    """Top-1 classes (ints under 256) as base64, one byte each: how a card keeps answers and a runner returns them."""
+    return base64.b64encode(bytes(int(v) for v in top1)).decode("ascii")
+
+
+def decode_top1(text: str) -> list[int]:
+    return list(base64.b64decode(text))
 
 
 def kind_of(record: dict) -> str:

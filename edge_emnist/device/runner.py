@@ -67,8 +67,10 @@ def time_runs(run, x: np.ndarray, runs: int, warmup: int) -> list[int]:
 
 def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: int, xnnpack: bool = True,
             images: np.ndarray | None = None, labels: np.ndarray | None = None,
-            runtime: str | None = None) -> list[dict]:
-    """One record per batch size for one artifact x runtime x thread setting."""
+            runtime: str | None = None, answers: int = 0) -> list[dict]:
+    """One record per batch size for one artifact x runtime x thread setting. `answers`: the records also carry
+    the top-1 answers on the first that many images (`answers_top1`, records.encode_top1), which bench holds
+    against the ones the card kept at export and then drops."""
     runtime = runtime or RUNTIME_OF_SUFFIX[path.suffix]
     baseline = _rss_mb()
     options = settings(runtime, threads, xnnpack=xnnpack)
@@ -88,9 +90,11 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
     model.run_raw(x1)
     first_ms = (time.perf_counter_ns() - started) / 1e6
 
-    acc = None
+    acc = top1 = None
     if images is not None and labels is not None:
-        acc = accuracy(model.predict(images, batch_size=256), labels)
+        probabilities = model.predict(images, batch_size=256)
+        acc = accuracy(probabilities, labels)
+        top1 = records.encode_top1(probabilities[:answers].argmax(-1)) if answers else None
     sizes = file_sizes(path)
     common = {
         "schema": SCHEMA_VERSION,
@@ -106,6 +110,7 @@ def measure(path: Path, *, threads: int, batches: list[int], runs: int, warmup: 
         "first_inference_ms": first_ms,
         # GPU runtimes: computed on the GPU (accuracy too), and whether every operator ran there
         **({"device": device_info(model, path, runtime, threads)} if on_gpu(runtime) else {}),
+        **({"answers_top1": top1} if top1 else {}),
     }
     rows = []
     for batch in batches:
@@ -169,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime", default="", help=f"comma list of {', '.join(RUNTIMES)}: each artifact runs on "
                                                       "those that take its format (default: its CPU runtime)")
     parser.add_argument("--data", type=Path, help=".npz with images (uint8 N x 28 x 28) and labels: adds accuracy")
+    parser.add_argument("--answers", type=int, default=0, metavar="N",
+                        help="with --data: the records also carry the top-1 answers on its first N images")
     parser.add_argument("--json", type=Path, help="write {host, records} here (default: print)")
     parser.add_argument("--profile", action="store_true",
                         help="instead of measuring: time every operator at batch 1 (one `profile` record per artifact, "
@@ -218,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         results += measure(path, threads=threads, batches=args.batch, runs=args.runs,
                                            warmup=args.warmup, xnnpack=not args.no_xnnpack, images=images,
-                                           labels=labels, runtime=runtime)
+                                           labels=labels, runtime=runtime, answers=args.answers)
                 except ProfileUnavailable as error:
                     results.append(records.profile_unavailable(path.name, runtime, threads, str(error)))
                 except RuntimeUnavailable as error:

@@ -180,15 +180,23 @@ def _accuracy_by_target(records: list[dict]) -> list[str]:
     targets = sorted({t for row in table.values() for t in row})
     if len(targets) < 2:
         return []
-    rows = [[name] + [f"{row[t]['accuracy']:.4f} ({row[t]['test_images']:,})" if t in row else "" for t in targets]
+    rows = [[name] + [_accuracy_cell(row[t]) if t in row else "" for t in targets]
             for name, row in sorted(table.items()) if len(row) > 1]
     if not rows:
         return []
     return ["## Accuracy on every target", "", "Test accuracy (test images used) of each artifact measured on more "
             "than one target. Emulated targets (qemu-*) run the artifact on that CPU's own kernels under QEMU: their "
-            "answers count, their latency does not. Full-split and subset figures differ by sampling; the exact "
-            "agreement of the answers is checked by the tests and recorded in the cards (`parity.checked_on`).", "",
+            "answers count, their latency does not. Full-split and subset figures differ by sampling; the answers "
+            "themselves are held against those the card kept at export on the first test images (\"same answers\", "
+            "or how many of them differ; records from before 2026-12-07 say nothing) and checked by the tests.", "",
             markdown_table(["artifact", *targets], rows), ""]
+
+
+def _accuracy_cell(record: dict) -> str:
+    answers = record.get("answers")
+    said = ("" if not answers else "; same answers" if not answers["differ"] else
+            f"; {answers['differ']} of {answers['images']:,} answers differ")
+    return f"{record['accuracy']:.4f} ({record['test_images']:,}{said})"
 
 
 REFUSED_HEADERS = ["artifact", "top-1 agreement", "bar", "disagreements (ties)", "max output difference",
