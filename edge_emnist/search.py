@@ -332,7 +332,7 @@ def train_finalists(front: list[dict], options: SearchOptions, *, data_dir=None,
         config.distill = distill_config(config, options, row.get("distill") or {})
         log(f"finalist {number}/{len(chosen)}: trial {row['trial']} {row['shape']}{_taught(row.get('distill'))} "
             f"(val {row['accuracy']:.4f} "
-            f"after {options.epochs} epochs) -> {run}")
+            f"after {options.epochs} epoch{'s' if options.epochs != 1 else ''}) -> {run}")
         metrics = train(config, run, resume=(run / "config.json").exists(), data_dir=data_dir, cache_dir=cache_dir,
                         verbose=1, tracking=options.mlflow)
         trained.append({"trial": row["trial"], "run": str(run), "val_accuracy": metrics["val_accuracy"],
