@@ -89,7 +89,10 @@ class Profile(TypedDict, total=False):
 
 def encode_top1(top1) -> str:
     """Top-1 classes (ints under 256) as base64, one byte each: how a card keeps answers and a runner returns them."""
-    return base64.b64encode(bytes(int(v) for v in top1)).decode("ascii")
+    classes = [int(v) for v in top1]
+    if classes and max(classes) > 255:
+        raise ValueError("a card keeps answers for at most 256 classes")
+    return base64.b64encode(bytes(classes)).decode("ascii")
 
 
 def decode_top1(text: str) -> list[int]:
