@@ -5,9 +5,11 @@ Keras 3 (with `--teacher`, distilled from those runs at a temperature and soft w
 converts it to a float32 .tflite and times it with the device runner at batch 1 on the target (this machine or a
 device over SSH; an emulated CPU's time is QEMU's, so it is refused). Selection uses the validation split; no
 trial touches the test split. Two objectives, validation accuracy up and p90 latency down, give a front (NSGA-II),
-with the limits as constraints. The study lives in a database: an SQLite file in the output folder by default, so
-a killed search resumes and two workers on one machine share it; a database URL (PostgreSQL, MySQL) lets workers
-on many machines share one study. `optuna-dashboard <storage>` shows it.
+with the limits as constraints; with `--max-latency-ms`, a shape is timed before it is trained (a float32 graph's
+cost does not depend on its weights) and one well over the limit is recorded untrained, so no training is spent on
+it. The study lives in a database: an SQLite file in the output folder by default, so a killed search resumes and
+two workers on one machine share it; a database URL (PostgreSQL, MySQL) lets workers on many machines share one
+study. `optuna-dashboard <storage>` shows it.
 
 With `--finalists N`, up to N trials spread along the front are then trained to convergence (half-strength
 augmentation and a cosine schedule by default, `--final-*` to change them; with `--teacher`, distilled at their
@@ -47,11 +49,18 @@ DISTILL_SPACE = {
     "soft_weight": (0.0, 0.25, 0.5, 0.75),  # 0: labels only, so the search also weighs not distilling
 }
 
+# A shape timed this far over --max-latency-ms before training is not trained: a float32 graph's cost does not depend
+# on its weights, and the margin covers two timings of one graph differing (benchmarks/search_gate.md measures both).
+UNTRAINED_MARGIN = 1.2
+
 
 @dataclass
 class SearchOptions:
     trials: int = option(10, help="trials to run in this call (a resumed study adds them to those it has)")
-    max_latency_ms: float | None = option(None, type=positive_float, help="constraint: p90 at batch 1 on the target")
+    max_latency_ms: float | None = option(None, type=positive_float,
+                                          help="constraint: p90 at batch 1 on the target (a shape timed "
+                                               f"{(UNTRAINED_MARGIN - 1) * 100:.0f}% over it before training is "
+                                               "not trained)")
     min_accuracy: float | None = option(None, type=fraction, help="constraint: validation accuracy, e.g. 0.88")
     dataset: str = option(DEFAULT_DATASET, choices=lambda: DATASETS, metavar="NAME", help="dataset")
     epochs: int = option(3, help="training epochs per trial (brief: a trial ranks a shape, it does not finish it)")
@@ -165,6 +174,7 @@ def run_search(options: SearchOptions, *, data_dir=None, cache_dir=None, machine
     options.validate()
     if getattr(machine, "target", "").startswith("qemu"):
         raise EdgeEmnistError("an emulated CPU times QEMU, not the CPU: search on this machine or a device (--ssh)")
+    _claim_folder(options)
     study = open_study(options)
     done_before = len(study.trials)
     for _ in range(options.trials):
@@ -182,6 +192,20 @@ def run_search(options: SearchOptions, *, data_dir=None, cache_dir=None, machine
     return front
 
 
+FOLDER_STUDY = "study-name.txt"  # in OUT: the one study whose trials and finalists the folder holds
+
+
+def _claim_folder(options: SearchOptions) -> None:
+    """One output folder, one study: trial N of two studies would share OUT/trials/trial-N (and a trial resumes a
+    run it finds there), so a second study needs its own --out. A folder from before the marker is claimed."""
+    marker = options.out / FOLDER_STUDY
+    holder = marker.read_text().strip() if marker.is_file() else None
+    if holder not in (None, options.study):
+        raise EdgeEmnistError(f"{options.out} holds study {holder!r}: give study {options.study!r} its own --out")
+    options.out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(options.study + "\n")
+
+
 def _failed():
     import optuna
 
@@ -195,6 +219,13 @@ def _evaluate(trial, options: SearchOptions, data_dir, cache_dir, machine) -> tu
     shape = shape_of(trial)
     drawn = distillation_of(trial) if options.teachers else {}
     run = options.out / "trials" / f"trial-{trial.number:04d}"
+    trial.set_user_attr("shape", {k: list(v) if isinstance(v, tuple) else v for k, v in shape.items()})
+    trial.set_user_attr("distill", drawn)
+    if options.max_latency_ms:
+        untrained = _time_untrained(shape, run, options, machine)
+        trial.set_user_attr("p90_untrained_ms", untrained["p90"])
+        if untrained["p90"] > options.max_latency_ms * UNTRAINED_MARGIN:
+            return _not_trained(trial, untrained, options)
     config = TrainConfig(arch="edgenet", dataset=options.dataset, epochs=options.epochs, batch_size=options.batch_size,
                          patience=options.epochs, seed=options.seed + trial.number, augment="off",
                          train_limit=options.train_limit, model_options=shape)
@@ -202,31 +233,64 @@ def _evaluate(trial, options: SearchOptions, data_dir, cache_dir, machine) -> tu
     metrics = train(config, run, resume=(run / "config.json").exists(), data_dir=data_dir, cache_dir=cache_dir,
                     verbose=0, evaluate_test=False, tracking=options.mlflow)
     model_file = _float32_tflite(run, metrics)
+    measured = _time(model_file, options, machine, trial.number)
+    accuracy, p90 = float(metrics["val_accuracy"]), measured["p90"]
+    if options.mlflow:  # the trial's latency beside its training, in the same MLflow run
+        from edge_emnist.tracking import Tracker
+
+        tracker = Tracker(options.mlflow, run)
+        tracker.params({"study": options.study, "trial": trial.number, "target": measured["target"]})
+        tracker.metrics({"p90_ms": p90, "val_accuracy": accuracy})
+        tracker.close()
+    _set_limits(trial, accuracy, p90, options)
+    for key, value in {"params": metrics["trainable_params"], "run": str(run), "target": measured["target"],
+                       "model": str(model_file)}.items():
+        trial.set_user_attr(key, value)
+    return accuracy, p90
+
+
+
+def _time_untrained(shape: dict, run: Path, options: SearchOptions, machine) -> dict:
+    """The shape's float32 .tflite with its initial weights, timed as a trained one is: what the limit is checked on
+    before a training is spent on a shape that cannot meet it."""
+    from edge_emnist.data.registry import get_dataset
+    from edge_emnist.export.tflite import convert
+    from edge_emnist.models import create_model
+    from edge_emnist.models.cost import trainable_params
+
+    model = create_model("edgenet", get_dataset(options.dataset).num_classes, **shape)
+    run.mkdir(parents=True, exist_ok=True)
+    path = run / "untrained.tflite"
+    convert(model, path, quantize="none", representative=None)
+    return {**_time(path, options, machine, None), "params": trainable_params(model)}
+
+
+def _time(model_file: Path, options: SearchOptions, machine, number: int | None) -> dict:
+    """p90 (ms) at batch 1 on the target, and the target's label, from the device runner."""
     records = bench([model_file], BenchOptions(runtimes=("litert",), threads=(options.threads,), batches=(1,),
                                                 runs=options.runs, warmup=min(50, options.runs), accuracy=False,
                                                 yardstick=False, results=options.out / "latency.jsonl", progress=False),
                     machine=machine, log=lambda _: None)
     measured = [r for r in records if r.get("latency")]
     if not measured:
-        raise EdgeEmnistError(f"trial {trial.number}: the runner measured nothing ({records[-1].get('failed')})")
-    accuracy, p90 = float(metrics["val_accuracy"]), float(measured[0]["latency"]["p90_ms"])
-    violations = [p90 - options.max_latency_ms if options.max_latency_ms else 0.0,
-                  options.min_accuracy - accuracy if options.min_accuracy is not None else 0.0]
-    if options.mlflow:  # the trial's latency beside its training, in the same MLflow run
-        from edge_emnist.tracking import Tracker
+        raise EdgeEmnistError(f"trial {number if number is not None else '?'}: the runner measured nothing "
+                              f"({records[-1].get('failed')})")
+    return {"p90": float(measured[0]["latency"]["p90_ms"]), "target": measured[0]["target"]}
 
-        tracker = Tracker(options.mlflow, run)
-        tracker.params({"study": options.study, "trial": trial.number, "target": measured[0]["target"]})
-        tracker.metrics({"p90_ms": p90, "val_accuracy": accuracy})
-        tracker.close()
-    trial.set_constraint("latency", violations[0])
-    trial.set_constraint("accuracy", violations[1])
-    for key, value in {"shape": {k: list(v) if isinstance(v, tuple) else v
-                                                            for k, v in shape.items()},
-                       "distill": drawn, "params": metrics["trainable_params"], "run": str(run),
-                       "target": measured[0]["target"], "model": str(model_file)}.items():
+
+def _not_trained(trial, untrained: dict, options: SearchOptions) -> tuple[float, float]:
+    """A shape over the latency limit before training: recorded with accuracy 0 (it was never trained: `untrained`
+    says so) and its untrained p90, so NSGA-II learns the region breaks the limit without a training spent on it."""
+    _set_limits(trial, 0.0, untrained["p90"], options)
+    for key, value in {"untrained": True, "params": untrained["params"], "target": untrained["target"]}.items():
         trial.set_user_attr(key, value)
-    return accuracy, p90
+    return 0.0, untrained["p90"]
+
+
+def _set_limits(trial, accuracy: float, p90: float, options: SearchOptions) -> None:
+    """The constraints NSGA-II reads: above 0 where the trial breaks a limit."""
+    trial.set_constraint("latency", p90 - options.max_latency_ms if options.max_latency_ms else 0.0)
+    trial.set_constraint("accuracy", options.min_accuracy - accuracy if options.min_accuracy is not None else 0.0)
 
 
 def _float32_tflite(run: Path, metrics: dict) -> Path:
@@ -269,7 +333,9 @@ def _trial_line(study, number: int, accuracy: float, p90: float, options: Search
             f"k{shape['kernels'][0]} "
             f"{'separable' if shape['separable'] else 'conv'} {shape.get('pool', 'gap')} head {shape['head']}{taught} "
             f"({trial.user_attrs['params']:,} "
-            f"params): val {accuracy:.4f}, p90 {p90:.4f} ms{limits}; best so far "
+            + (f"params): p90 {p90:.4f} ms untrained, over the limit: not trained; best so far "
+               if trial.user_attrs.get("untrained") else
+               f"params): val {accuracy:.4f}, p90 {p90:.4f} ms{limits}; best so far ")
             + (f"{top['accuracy']:.4f} at {top['p90_ms']:.4f} ms (trial {top['trial']})" if top and
                not math.isnan(top["accuracy"]) else "none within the limits"))
 

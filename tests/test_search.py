@@ -40,10 +40,39 @@ def test_a_search_runs_trials_on_the_target_and_resumes_from_its_study(tiny, tmp
     assert metrics["test_accuracy"] is None and metrics["val_accuracy"] > 0
     assert main(_argv(tiny, out, "1")) == 0  # a second call adds to the same study
     assert "1 trials run, 3 in the study" in capsys.readouterr().out
-    # a limit nothing meets: the trial says so, and the front holds only trials within the limits
-    assert main(_argv(tiny, out, "1", "--max-latency-ms", "0.000001", "--study", "strict")) == 0
+    # a limit nothing meets: timed before training, the shape is not trained, and the front holds only trials
+    # within the limits
+    # (a second study needs its own folder: its trial 0 would find the first study's trial-0000 run)
+    assert main(_argv(tiny, out, "1", "--study", "strict")) == 2
+    assert f"{out} holds study 'edgenet': give study 'strict' its own --out" in capsys.readouterr().err
+    strict = tmp_path / "strict"
+    assert main(_argv(tiny, strict, "1", "--max-latency-ms", "0.000001", "--study", "strict")) == 0
     printed = capsys.readouterr().out
-    assert "(breaks a limit)" in printed and "none within the limits" in printed and "front: 0 trials" in printed
+    assert "untrained, over the limit: not trained" in printed and "none within the limits" in printed
+    assert "front: 0 trials" in printed
+    trial = open_study(SearchOptions(out=strict, study="strict")).trials[0]
+    assert trial.user_attrs["untrained"] and trial.values[0] == 0.0 and trial.constraints["latency"] > 0
+    assert (strict / "trials" / "trial-0000" / "untrained.tflite").exists()
+    assert not (strict / "trials" / "trial-0000" / "metrics.json").exists()
+
+
+def test_a_limit_is_checked_before_training_and_a_near_miss_still_trains(tiny, tmp_path, monkeypatch):
+    """Over the limit by more than the margin: no training; within it: trained and timed again, both times kept."""
+    import edge_emnist.train as train_module
+    from edge_emnist import search
+
+    times = iter([1.3, 1.1, 0.9])  # trial 0 untrained; trial 1 untrained, then trained
+    monkeypatch.setattr(search, "_time", lambda *args: {"p90": next(times), "target": "cpu:test"})
+    trained, original = [], train_module.train
+    monkeypatch.setattr(train_module, "train", lambda config, run, **kw: trained.append(run) or original(
+        config, run, **kw))
+    options = SearchOptions(trials=2, dataset="mnist", epochs=1, train_limit=200, batch_size=32, runs=20,
+                            out=tmp_path / "s", max_latency_ms=1.0)
+    run_search(options, data_dir=tiny, log=lambda _: None)
+    first, second = open_study(options).trials
+    assert search.UNTRAINED_MARGIN < 1.3 and first.user_attrs["untrained"] and first.values == [0.0, 1.3]
+    assert "untrained" not in second.user_attrs and second.user_attrs["p90_untrained_ms"] == 1.1
+    assert second.values[1] == 0.9 and second.values[0] > 0 and trained == [tmp_path / "s" / "trials" / "trial-0001"]
 
 
 def test_zero_trials_is_a_usage_error(capsys):
