@@ -187,9 +187,38 @@ def run_search(options: SearchOptions, *, data_dir=None, cache_dir=None, machine
         study.tell(trial, [accuracy, p90])
         log(_trial_line(study, trial.number, accuracy, p90, options))
     front = front_of(study, options)
+    table, plot = write_trials(study, options, front)
     log(f"{len(study.trials) - done_before} trials run, {len(study.trials)} in the study; front: {len(front)} trials "
-        f"(view it: optuna-dashboard {options.storage_url})")
+        f"(every trial: {table}{f', {plot}' if plot else ''}; the study: optuna-dashboard {options.storage_url})")
     return front
+
+
+def trial_rows(study, options: SearchOptions, front: list[dict]) -> list[dict]:
+    """One plain row per trial of the study (what report/search_trials.py writes), in trial order."""
+    on_front = {row["trial"] for row in front}
+    rows = []
+    for trial in study.trials:
+        attrs, values = trial.user_attrs, trial.values or [None, None]
+        rows.append({"trial": trial.number, "state": trial.state.name, "val_accuracy": None
+                     if attrs.get("untrained") else values[0], "p90_ms": values[1],
+                     "p90_untrained_ms": attrs.get("p90_untrained_ms"), "params": attrs.get("params"),
+                     "trained": not attrs.get("untrained"), "within_limits": max(_violations(trial)) <= 0,
+                     "on_front": trial.number in on_front, "shape": attrs.get("shape"),
+                     "distill": attrs.get("distill"), "target": attrs.get("target"), "run": attrs.get("run")})
+    return rows
+
+
+def write_trials(study, options: SearchOptions, front: list[dict]) -> tuple[Path, Path | None]:
+    """OUT/trials.csv and OUT/trials.png (none before a trial finished), rewritten after every call."""
+    from edge_emnist.report.search_trials import plot_trials, write_trials_csv
+
+    rows = trial_rows(study, options, front)
+    targets = sorted({row["target"] for row in rows if row["target"]})
+    title = (f"search '{options.study}' on {', '.join(targets) or 'the target'}: {len(rows)} trials, "
+             f"{options.epochs} epoch{'s' if options.epochs != 1 else ''} on {options.train_limit:,} images each")
+    return (write_trials_csv(rows, options.out / "trials.csv"),
+            plot_trials(rows, options.out / "trials.png", title=title, max_latency_ms=options.max_latency_ms,
+                        min_accuracy=options.min_accuracy))
 
 
 FOLDER_STUDY = "study-name.txt"  # in OUT: the one study whose trials and finalists the folder holds

@@ -40,6 +40,14 @@ def test_a_search_runs_trials_on_the_target_and_resumes_from_its_study(tiny, tmp
     assert metrics["test_accuracy"] is None and metrics["val_accuracy"] > 0
     assert main(_argv(tiny, out, "1")) == 0  # a second call adds to the same study
     assert "1 trials run, 3 in the study" in capsys.readouterr().out
+    # every trial as a row and a point, rewritten after each call
+    import csv
+
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [r["trial"] for r in rows] == ["0", "1", "2"] and {r["state"] for r in rows} == {"COMPLETE"}
+    assert all(0 < float(r["val_accuracy"]) <= 1 and float(r["p90_ms"]) > 0 and r["run"] for r in rows)
+    assert any(r["on_front"] == "True" for r in rows) and rows[0]["depths"].count(",") == 2
+    assert (out / "trials.png").stat().st_size > 10_000
     # a limit nothing meets: timed before training, the shape is not trained, and the front holds only trials
     # within the limits
     # (a second study needs its own folder: its trial 0 would find the first study's trial-0000 run)
@@ -53,6 +61,9 @@ def test_a_search_runs_trials_on_the_target_and_resumes_from_its_study(tiny, tmp
     trial = open_study(SearchOptions(out=strict, study="strict")).trials[0]
     assert trial.user_attrs["untrained"] and trial.values[0] == 0.0 and trial.constraints["latency"] > 0
     assert (strict / "trials" / "trial-0000" / "untrained.tflite").exists()
+    [row] = csv.DictReader((strict / "trials.csv").open())
+    assert row["trained"] == "False" and row["val_accuracy"] == "" and float(row["p90_untrained_ms"]) > 0
+    assert (strict / "trials.png").exists()
     assert not (strict / "trials" / "trial-0000" / "metrics.json").exists()
 
 
