@@ -21,6 +21,7 @@ OUT/report: only these winners are ever scored on the test split.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,9 @@ UNTRAINED_MARGIN = 1.2
 @dataclass
 class SearchOptions:
     trials: int = option(10, help="trials to run in this call (a resumed study adds them to those it has)")
+    timeout: float | None = option(None, type=positive_float, metavar="SECONDS",
+                                   help="no new trial starts after this many seconds of this call (the running one "
+                                        "finishes; --trials stays the most)")
     max_latency_ms: float | None = option(None, type=positive_float,
                                           help="constraint: p90 at batch 1 on the target (a shape timed "
                                                f"{(UNTRAINED_MARGIN - 1) * 100:.0f}% over it before training is "
@@ -176,8 +180,11 @@ def run_search(options: SearchOptions, *, data_dir=None, cache_dir=None, machine
         raise EdgeEmnistError("an emulated CPU times QEMU, not the CPU: search on this machine or a device (--ssh)")
     _claim_folder(options)
     study = open_study(options)
-    done_before = len(study.trials)
+    done_before, started = len(study.trials), time.monotonic()
     for _ in range(options.trials):
+        if options.timeout and time.monotonic() - started > options.timeout:
+            log(f"--timeout {options.timeout:g} s reached: no more trials in this call")
+            break
         trial = study.ask()
         try:
             accuracy, p90 = _evaluate(trial, options, data_dir, cache_dir, machine)

@@ -54,8 +54,10 @@ def test_a_search_runs_trials_on_the_target_and_resumes_from_its_study(tiny, tmp
     assert main(_argv(tiny, out, "1", "--study", "strict")) == 2
     assert f"{out} holds study 'edgenet': give study 'strict' its own --out" in capsys.readouterr().err
     strict = tmp_path / "strict"
-    assert main(_argv(tiny, strict, "1", "--max-latency-ms", "0.000001", "--study", "strict")) == 0
+    assert main(_argv(tiny, strict, "3", "--max-latency-ms", "0.000001", "--study", "strict", "--timeout",
+                      "0.001")) == 0
     printed = capsys.readouterr().out
+    assert "--timeout 0.001 s reached" in printed and "1 trials run, 1 in the study" in printed
     assert "untrained, over the limit: not trained" in printed and "none within the limits" in printed
     assert "front: 0 trials" in printed
     trial = open_study(SearchOptions(out=strict, study="strict")).trials[0]
