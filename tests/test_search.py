@@ -74,7 +74,7 @@ def test_a_limit_is_checked_before_training_and_a_near_miss_still_trains(tiny, t
     import edge_emnist.train as train_module
     from edge_emnist import search
 
-    times = iter([1.3, 1.1, 0.9])  # trial 0 untrained; trial 1 untrained, then trained
+    times = iter([2.5, 1.9, 0.9])  # trial 0 untrained; trial 1 untrained, then trained
     monkeypatch.setattr(search, "_time", lambda *args: {"p90": next(times), "target": "cpu:test"})
     trained, original = [], train_module.train
     monkeypatch.setattr(train_module, "train", lambda config, run, **kw: trained.append(run) or original(
@@ -83,8 +83,8 @@ def test_a_limit_is_checked_before_training_and_a_near_miss_still_trains(tiny, t
                             out=tmp_path / "s", max_latency_ms=1.0)
     run_search(options, data_dir=tiny, log=lambda _: None)
     first, second = open_study(options).trials
-    assert search.UNTRAINED_MARGIN < 1.3 and first.user_attrs["untrained"] and first.values == [0.0, 1.3]
-    assert "untrained" not in second.user_attrs and second.user_attrs["p90_untrained_ms"] == 1.1
+    assert search.UNTRAINED_MARGIN < 2.5 and first.user_attrs["untrained"] and first.values == [0.0, 2.5]
+    assert "untrained" not in second.user_attrs and second.user_attrs["p90_untrained_ms"] == 1.9
     assert second.values[1] == 0.9 and second.values[0] > 0 and trained == [tmp_path / "s" / "trials" / "trial-0001"]
 
 
