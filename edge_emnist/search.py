@@ -206,8 +206,8 @@ def trial_rows(study, options: SearchOptions, front: list[dict]) -> list[dict]:
     rows = []
     for trial in study.trials:
         attrs, values = trial.user_attrs, trial.values or [None, None]
-        rows.append({"trial": trial.number, "state": trial.state.name, "val_accuracy": None
-                     if attrs.get("untrained") else values[0], "p90_ms": values[1],
+        accuracy = None if attrs.get("untrained") else values[0]  # never trained: no accuracy to show
+        rows.append({"trial": trial.number, "state": trial.state.name, "val_accuracy": accuracy, "p90_ms": values[1],
                      "p90_untrained_ms": attrs.get("p90_untrained_ms"), "params": attrs.get("params"),
                      "trained": not attrs.get("untrained"), "within_limits": max(_violations(trial)) <= 0,
                      "on_front": trial.number in on_front, "shape": attrs.get("shape"),
@@ -285,7 +285,6 @@ def _evaluate(trial, options: SearchOptions, data_dir, cache_dir, machine) -> tu
                        "model": str(model_file)}.items():
         trial.set_user_attr(key, value)
     return accuracy, p90
-
 
 
 def _time_untrained(shape: dict, run: Path, options: SearchOptions, machine) -> dict:
