@@ -29,15 +29,14 @@ def main() -> int:
     rows, ratios, trained_seconds, gate, spared = [], [], [], [], 0
     for trial in study.trials:
         attrs = trial.user_attrs
-        if "p90_untrained_ms" not in attrs and not attrs.get("untrained"):
-            continue  # a trial of a search without the limit, or one that failed
-        before = attrs.get("p90_untrained_ms", trial.values[1] if trial.values else float("nan"))
+        if trial.state.name != "COMPLETE" or "p90_untrained_ms" not in attrs:
+            continue  # one that failed, or a trial of a search without the limit (no check before training)
+        before = attrs["p90_untrained_ms"]  # set on every checked trial, trained or not
+        gate.append(attrs.get("gate_seconds", 0.0))  # absent in studies from before it was kept
         if attrs.get("untrained"):
-            gate.append(attrs.get("gate_seconds", 0.0))
             spared += 1
             rows.append(f"| {trial.number} | {attrs['params']:,} | {before:.4f} | - | - | not trained | - |")
             continue
-        gate.append(attrs.get("gate_seconds", 0.0))
         metrics = json.loads((Path(attrs["run"]) / "metrics.json").read_text())
         seconds = metrics["seconds_per_epoch"] * metrics["epochs_run"]
         trained_seconds.append(seconds)

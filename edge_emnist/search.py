@@ -259,7 +259,7 @@ def _evaluate(trial, options: SearchOptions, data_dir, cache_dir, machine) -> tu
     trial.set_user_attr("distill", drawn)
     if options.max_latency_ms:
         gate_started = time.monotonic()
-        untrained = _time_untrained(shape, run, options, machine)
+        untrained = _time_untrained(shape, run, options, machine, trial.number)
         trial.set_user_attr("p90_untrained_ms", untrained["p90"])
         trial.set_user_attr("gate_seconds", round(time.monotonic() - gate_started, 2))  # what the check cost
         if untrained["p90"] > options.max_latency_ms * UNTRAINED_MARGIN:
@@ -287,7 +287,7 @@ def _evaluate(trial, options: SearchOptions, data_dir, cache_dir, machine) -> tu
     return accuracy, p90
 
 
-def _time_untrained(shape: dict, run: Path, options: SearchOptions, machine) -> dict:
+def _time_untrained(shape: dict, run: Path, options: SearchOptions, machine, number: int) -> dict:
     """The shape's float32 .tflite with its initial weights, timed as a trained one is: what the limit is checked on
     before a training is spent on a shape that cannot meet it."""
     from edge_emnist.data.registry import get_dataset
@@ -299,10 +299,10 @@ def _time_untrained(shape: dict, run: Path, options: SearchOptions, machine) -> 
     run.mkdir(parents=True, exist_ok=True)
     path = run / "untrained.tflite"
     convert(model, path, quantize="none", representative=None)
-    return {**_time(path, options, machine, None), "params": trainable_params(model)}
+    return {**_time(path, options, machine, number), "params": trainable_params(model)}
 
 
-def _time(model_file: Path, options: SearchOptions, machine, number: int | None) -> dict:
+def _time(model_file: Path, options: SearchOptions, machine, number: int) -> dict:
     """p90 (ms) at batch 1 on the target, and the target's label, from the device runner."""
     records = bench([model_file], BenchOptions(runtimes=("litert",), threads=(options.threads,), batches=(1,),
                                                 runs=options.runs, warmup=min(50, options.runs), accuracy=False,
@@ -310,8 +310,7 @@ def _time(model_file: Path, options: SearchOptions, machine, number: int | None)
                     machine=machine, log=lambda _: None)
     measured = [r for r in records if r.get("latency")]
     if not measured:
-        raise EdgeEmnistError(f"trial {number if number is not None else '?'}: the runner measured nothing "
-                              f"({records[-1].get('failed')})")
+        raise EdgeEmnistError(f"trial {number}: the runner measured nothing ({records[-1].get('failed')})")
     return {"p90": float(measured[0]["latency"]["p90_ms"]), "target": measured[0]["target"]}
 
 
