@@ -17,15 +17,18 @@ MAKE = """
 import os, sys
 os.environ["KERAS_BACKEND"] = "tensorflow"
 import numpy as np, keras
-kind, out, classes, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rng = np.random.default_rng(0)
-x, y = rng.random((64, size, size)).astype("float32"), rng.integers(0, classes, 64)
-m = keras.Sequential([keras.Input((size, size)), keras.layers.Reshape((size, size, 1)),
-                      keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.Flatten(),
-                      keras.layers.Dense(classes)])
-m.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-m.fit(x, y, epochs=1, verbose=0)
-m.save(out) if kind == "keras" else m.export(out)
+for spec in sys.argv[1:]:  # kind:path:classes:size, one model each (one process: TensorFlow is imported once)
+    kind, rest = spec.split(":", 1)
+    out, classes, size = rest.rsplit(":", 2)
+    classes, size = int(classes), int(size)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, size, size)).astype("float32"), rng.integers(0, classes, 64)
+    m = keras.Sequential([keras.Input((size, size)), keras.layers.Reshape((size, size, 1)),
+                          keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.Flatten(),
+                          keras.layers.Dense(classes)])
+    m.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    m.fit(x, y, epochs=1, verbose=0)
+    m.save(out) if kind == "keras" else m.export(out)
 """
 
 
@@ -34,10 +37,11 @@ def made(tmp_path_factory):
     """Models made by a user's own Keras 3 (in a separate process, as theirs would be), and a tf_keras .h5."""
     root = tmp_path_factory.mktemp("imported")
     write_tiny(get_dataset("mnist"), root / "data", counts={"train": 200, "test": 100}, noise=60)
-    for kind, name, classes, size in (("keras", "logits.keras", 10, 28), ("saved", "saved_model", 10, 28),
-                                      ("keras", "wrong_classes.keras", 47, 28), ("keras", "wrong_size.keras", 10, 32)):
-        subprocess.run([sys.executable, "-c", MAKE, kind, str(root / name), str(classes), str(size)], check=True,
-                       capture_output=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"}, timeout=300)
+    specs = [f"{kind}:{root / name}:{classes}:{size}" for kind, name, classes, size in (
+        ("keras", "logits.keras", 10, 28), ("saved", "saved_model", 10, 28), ("keras", "wrong_classes.keras", 47, 28),
+        ("keras", "wrong_size.keras", 10, 32))]
+    subprocess.run([sys.executable, "-c", MAKE, *specs], check=True, capture_output=True,
+                   env={**os.environ, "KERAS_BACKEND": "tensorflow"}, timeout=300)
     from edge_emnist.tf_keras_env import keras
 
     h5 = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3, activation="relu"),

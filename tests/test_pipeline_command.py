@@ -23,22 +23,36 @@ def command(data, out, *extra):
             "--runs", "50", "--out", str(out), "--data-dir", str(data), *extra]
 
 
-def test_pipeline_interrupted_then_resumed(data, tmp_path, capsys, monkeypatch):
-    out = tmp_path / "pipe"
-    real_export = Pipeline._export
+@pytest.fixture(scope="module")
+def interrupted(data, tmp_path_factory):
+    """A pipeline stopped by Ctrl-C at its export stage, with what it printed: train, prune and QAT are done once
+    for the module, and each test resumes its own copy."""
+    import contextlib
+    import io
 
-    def interrupted_export(self, arch):
-        raise KeyboardInterrupt
+    out = tmp_path_factory.mktemp("interrupted") / "pipe"
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(Pipeline, "_export", lambda self, arch: (_ for _ in ()).throw(KeyboardInterrupt))
+        code = main(command(data, out))
+    return out, code, printed.getvalue()
 
-    monkeypatch.setattr(Pipeline, "_export", interrupted_export)
-    assert main(command(data, out)) == 130
+
+def resumable_copy(interrupted, tmp_path):
+    import shutil
+
+    return shutil.copytree(interrupted[0], tmp_path / "pipe")
+
+
+def test_pipeline_interrupted_then_resumed(data, interrupted, tmp_path, capsys, monkeypatch):
+    _, code, first = interrupted
+    assert code == 130
+    out = resumable_copy(interrupted, tmp_path)
     state = json.loads((out / STATE_FILE).read_text())
     assert list(state["done"]) == ["train:lenet5", "prune:lenet5", "qat:lenet5"]
-    first = capsys.readouterr().out
     assert "plan for" in first and "0 of 8 stages done" in first
 
     trained = []
-    monkeypatch.setattr(Pipeline, "_export", real_export)
     monkeypatch.setattr(Pipeline, "_train", lambda self, arch: trained.append(arch) or {})
     assert main(command(data, out)) == 0
     assert trained == []  # finished stages are skipped, not re-run
@@ -69,11 +83,11 @@ def test_pipeline_interrupted_then_resumed(data, tmp_path, capsys, monkeypatch):
     assert "knee" in (out / "picked" / "why.txt").read_text()
 
 
-def test_refused_artifacts_never_stop_the_pipeline(data, tmp_path, capsys, monkeypatch):
+def test_refused_artifacts_never_stop_the_pipeline(data, interrupted, tmp_path, capsys, monkeypatch):
     """An artifact below its parity bar is reported and skipped; the pipeline fails only with nothing to pick."""
     from edge_emnist.device.formats import QUANTIZATIONS
 
-    out = tmp_path / "pipe"
+    out = resumable_copy(interrupted, tmp_path)
     for quantize in QUANTIZATIONS:  # nothing passes
         monkeypatch.setitem(QUANTIZATIONS, quantize, replace(QUANTIZATIONS[quantize], parity_bar=1.01))
     assert main(command(data, out)) == 2

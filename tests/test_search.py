@@ -26,18 +26,33 @@ def _argv(data, out, trials="2", *extra):
 
 
 @pytest.mark.slow
-def test_a_search_runs_trials_on_the_target_and_resumes_from_its_study(tiny, tmp_path, capsys):
+def test_a_search_runs_trials_on_the_target_trains_finalists_and_resumes_from_its_study(tiny, tmp_path, capsys):
+    import json
+
     out = tmp_path / "search"
-    assert main(_argv(tiny, out, "2", "--max-latency-ms", "50")) == 0
+    assert main(_argv(tiny, out, "2", "--max-latency-ms", "50", "--finalists", "1", "--final-epochs", "2",
+                      "--final-augment", "off")) == 0
     printed = capsys.readouterr().out
     assert printed.count("\ntrial ") + printed.startswith("trial ") == 2 and "best so far" in printed
     assert "optuna-dashboard sqlite:///" in printed and "front: trial" in printed
     assert (out / "study.db").exists() and (out / "trials" / "trial-0000" / "model.tflite").exists()
     # the trials selected on validation only: no test figures were computed
-    import json
-
-    metrics = json.loads((out / "trials" / "trial-0000" / "metrics.json").read_text())
-    assert metrics["test_accuracy"] is None and metrics["val_accuracy"] > 0
+    for trial in ("trial-0000", "trial-0001"):
+        metrics = json.loads((out / "trials" / trial / "metrics.json").read_text())
+        assert metrics["test_accuracy"] is None and metrics["val_accuracy"] > 0
+    # the finalist: trained again, exported, benched and reported
+    assert "finalist trial " in printed and "report:" in printed
+    [run] = (out / "finalists").iterdir()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] is not None  # the winners, and only they, are scored on test
+    assert metrics["epochs_run"] == 2
+    config = json.loads((run / "config.json").read_text())  # the finalists' recipe: cosine, no early stop
+    assert config["lr_schedule"] == "cosine" and config["patience"] == 2 and config["augment"] is False
+    exported = {p.name for p in (out / "exported").iterdir() if p.suffix in (".tflite", ".onnx")}
+    assert any(name.endswith("-fp32.tflite") for name in exported) and any(n.endswith(".onnx") for n in exported)
+    records = [json.loads(line) for line in (out / "bench.jsonl").read_text().splitlines()]
+    assert records and all(r["target"] == records[0]["target"] for r in records)
+    assert "## " in (out / "report" / "report.md").read_text()
     assert main(_argv(tiny, out, "1")) == 0  # a second call adds to the same study
     assert "1 trials run, 3 in the study" in capsys.readouterr().out
     # every trial as a row and a point, rewritten after each call
@@ -129,27 +144,6 @@ def test_an_emulated_target_times_qemu_and_is_refused(tmp_path):
 
     with pytest.raises(EdgeEmnistError, match="emulated CPU times QEMU"):
         run_search(SearchOptions(out=tmp_path), machine=Emulated())
-
-
-@pytest.mark.slow
-def test_finalists_are_trained_exported_benched_and_reported(tiny, tmp_path, capsys):
-    out = tmp_path / "search"
-    assert main(_argv(tiny, out, "2", "--finalists", "1", "--final-epochs", "2", "--final-augment", "off")) == 0
-    printed = capsys.readouterr().out
-    assert "finalist trial " in printed and "report:" in printed
-    [run] = (out / "finalists").iterdir()
-    import json
-
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test_accuracy"] is not None  # the winners, and only they, are scored on test
-    assert metrics["epochs_run"] == 2
-    config = json.loads((run / "config.json").read_text())  # the finalists' recipe: cosine, no early stop
-    assert config["lr_schedule"] == "cosine" and config["patience"] == 2 and config["augment"] is False
-    exported = {p.name for p in (out / "exported").iterdir() if p.suffix in (".tflite", ".onnx")}
-    assert any(name.endswith("-fp32.tflite") for name in exported) and any(n.endswith(".onnx") for n in exported)
-    records = [json.loads(line) for line in (out / "bench.jsonl").read_text().splitlines()]
-    assert records and all(r["target"] == records[0]["target"] for r in records)
-    assert "## " in (out / "report" / "report.md").read_text()
 
 
 def test_finalists_spread_along_the_front():

@@ -116,8 +116,9 @@ def test_cosine_schedule_decays_the_lr_epoch_by_epoch(tiny_data, tmp_path):
 
 def test_killed_run_resumes_where_it_stopped(tiny_data, tmp_path):
     run = tmp_path / "run"
+    # 12 epochs: the kill lands after epoch 2, with 10 epochs (seconds on tiny data) to spare
     argv = [sys.executable, "-m", "edge_emnist.cli", "train", "--arch", "lenet5", "--dataset", "emnist-balanced",
-            "--epochs", "40", "--patience", "40", "--batch-size", "16", "--data-dir", str(tiny_data),
+            "--epochs", "12", "--patience", "12", "--batch-size", "16", "--data-dir", str(tiny_data),
             "--run-dir", str(run)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -126,10 +127,10 @@ def test_killed_run_resumes_where_it_stopped(tiny_data, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = len(read_history(run))
-    assert 2 <= done < 40 and not (run / "metrics.json").exists()
+    assert 2 <= done < 12 and not (run / "metrics.json").exists()
     assert main(argv[3:] + ["--resume"]) == 0
     epochs = [row["epoch"] for row in read_history(run)]
-    assert epochs == list(range(1, 41)) and json.loads((run / "metrics.json").read_text())["epochs_run"] == 40
+    assert epochs == list(range(1, 13)) and json.loads((run / "metrics.json").read_text())["epochs_run"] == 12
 
 
 def test_a_kill_between_history_and_checkpoint_loses_no_epoch_row(tiny_data, tmp_path, monkeypatch):
