@@ -192,7 +192,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
                                                          config.distill)
             fitted.compile(optimizer=OPTIMIZERS[config.optimizer](keras, config.lr, config.momentum),
                            loss=loss, metrics=[metric], jit_compile=keras3.jit_compile(backend))
-            initial_epoch = _resume_state(fitted, run_dir, history, resume)
+            initial_epoch = _resume_state(fitted, run_dir, history, resume, kept=model)
             save_config(config, run_dir)
             callbacks = [make_epoch_callback(keras, run_dir, history, config, verbose, started, student=model,
                                              tracker=tracker)]
@@ -269,15 +269,18 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
     return metrics
 
 
-def _resume_state(model, run_dir: Path, history: list[dict], resume: bool) -> int:
+def _resume_state(model, run_dir: Path, history: list[dict], resume: bool, kept=None) -> int:
     """Load the newest checkpoint into the compiled model; drop history rows past it; return the epoch to start at.
     A run from before the Keras 3 engine (no epoch-N checkpoint) continues from last.weights.h5 with a fresh
-    optimizer."""
+    optimizer. A folder carried to another machine with only its checkpoint, history and config (the smallest that
+    resumes: benchmarks/custom_resnet_converge.sh commits one) gets its best.weights.h5 back from the checkpoint when
+    the checkpoint's epoch is the best one; `kept`: the model whose weights the run keeps (the student)."""
     if not resume:
         return 0
     path, epoch = latest_checkpoint(run_dir)
     if path is not None:
         restore_checkpoint(model, path)
+        _restore_best(kept or model, run_dir, [row for row in history if row["epoch"] <= epoch], epoch)
     elif history and (run_dir / "last.weights.h5").exists():
         model.load_weights(str(run_dir / "last.weights.h5"))
         epoch = history[-1]["epoch"]
@@ -287,3 +290,15 @@ def _resume_state(model, run_dir: Path, history: list[dict], resume: bool) -> in
     if epoch:
         print(f"resuming {run_dir} after epoch {epoch}", file=sys.stderr)
     return epoch
+
+
+def _restore_best(kept, run_dir: Path, history: list[dict], epoch: int) -> None:
+    """best.weights.h5 for a folder that came without it, from the checkpoint just restored; an error where the best
+    epoch is an earlier one (its weights are gone, and training on would keep a worse model as the best)."""
+    best = best_epoch(history)
+    if best is None or (run_dir / "best.weights.h5").exists():
+        return
+    if best["epoch"] != epoch:
+        raise EdgeEmnistError(f"{run_dir} has no best.weights.h5 and its best epoch ({best['epoch']}) is not its "
+                              f"checkpoint's ({epoch}): copy the whole run folder")
+    save_weights(kept, run_dir / "best.weights.h5")

@@ -155,6 +155,44 @@ def test_a_kill_between_history_and_checkpoint_loses_no_epoch_row(tiny_data, tmp
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["epoch-0003.weights.h5"]
 
 
+def test_a_run_carried_with_only_its_checkpoint_resumes_and_gets_its_best_weights_back(tiny_data, tmp_path):
+    """The smallest folder that resumes elsewhere: config, history and the newest checkpoint. Its best weights come
+    back from the checkpoint when that epoch is the best; an earlier best epoch (weights gone) is a one-line error."""
+    import shutil
+
+    from edge_emnist.runs import write_history
+
+    train(config(epochs=2), tmp_path / "run", data_dir=tiny_data, verbose=0)
+    for case in ("latest", "earlier"):
+        carried = tmp_path / case
+        (carried / "checkpoints").mkdir(parents=True)
+        for name in ("config.json", "history.csv", "checkpoints/epoch-0002.weights.h5"):
+            shutil.copy(tmp_path / "run" / name, carried / name)
+        history = read_history(carried)
+        history[0]["val_accuracy"], history[1]["val_accuracy"] = (0.1, 1.0) if case == "latest" else (0.2, 0.1)
+        write_history(carried, history)
+        if case == "earlier":
+            with pytest.raises(EdgeEmnistError, match=r"no best.weights.h5 and its best epoch \(1\) is not its "
+                                                      r"checkpoint's \(2\)"):
+                train(config(epochs=3), carried, resume=True, data_dir=tiny_data, verbose=0)
+            continue
+        metrics = train(config(epochs=3), carried, resume=True, data_dir=tiny_data, verbose=0)
+        assert [row["epoch"] for row in read_history(carried)] == [1, 2, 3] and metrics["epochs_run"] == 3
+        assert metrics["test_accuracy"] is not None
+        # epoch 2 stays the best (1.0): its weights, as the uncarried run kept them after epoch 2
+        assert _weights(carried / "best.weights.h5") == _weights(tmp_path / "run" / "last.weights.h5")
+
+
+def _weights(path) -> list[bytes]:
+    import h5py
+
+    found = []
+    with h5py.File(path) as f:
+        f.visititems(lambda name, item: found.append(name.encode() + item[()].tobytes())
+                     if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
 def test_saved_weights_hold_no_optimizer_state(tiny_data, tmp_path):
     import h5py
 
