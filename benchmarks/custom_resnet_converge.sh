@@ -5,10 +5,11 @@
 #
 #   EDGE_EMNIST_DATA=../shared/data bash benchmarks/custom_resnet_converge.sh
 #
-# The run trains in runs/resnet-aug/custom_resnet-emnist-bymerge-aug05. A session that stops mid-run commits the
-# run folder with its resumable checkpoint (weights and Adam's state) to benchmarks/results/runs/ under the same
-# name; where runs/ has no such folder yet, this script starts from a copy of the committed one, so the committed
-# files are never written. Epochs take 700-1,700 s on a 2-core AVX2 EPYC; the GPU recipe is benchmarks/gpu/README.md.
+# The run trains in runs/resnet-aug/custom_resnet-emnist-bymerge-aug05. A session that stops mid-run commits what
+# resumes it to benchmarks/results/runs/ under the same name: config.json, history.csv, learning_curves.png and the
+# newest checkpoints/epoch-N.weights.h5 (weights and Adam's state, 4.5 MB), plus best.weights.h5 only when the best
+# epoch is an earlier one (otherwise `train --resume` rebuilds it from the checkpoint). Where runs/ has no such folder
+# yet, this script starts from a copy of the committed one, so the committed files are never written. Epochs take 700-1,700 s on a 2-core AVX2 EPYC; the GPU recipe is benchmarks/gpu/README.md.
 set -euo pipefail
 source benchmarks/ship_lib.sh  # train_once
 name=custom_resnet-emnist-bymerge-aug05
