@@ -30,10 +30,13 @@ def interrupted(data, tmp_path_factory):
     import contextlib
     import io
 
+    def ctrl_c(self, arch):
+        raise KeyboardInterrupt
+
     out = tmp_path_factory.mktemp("interrupted") / "pipe"
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
-        patch.setattr(Pipeline, "_export", lambda self, arch: (_ for _ in ()).throw(KeyboardInterrupt))
+        patch.setattr(Pipeline, "_export", ctrl_c)
         code = main(command(data, out))
     return out, code, printed.getvalue()
 
