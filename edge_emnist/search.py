@@ -214,7 +214,8 @@ def trial_rows(study, options: SearchOptions, front: list[dict]) -> list[dict]:
         attrs, values = trial.user_attrs, trial.values or [None, None]
         accuracy = None if attrs.get("untrained") else values[0]  # never trained: no accuracy to show
         rows.append({"trial": trial.number, "state": trial.state.name, "val_accuracy": accuracy, "p90_ms": values[1],
-                     "p90_untrained_ms": attrs.get("p90_untrained_ms"), "params": attrs.get("params"),
+                     "p90_untrained_ms": attrs.get("p90_untrained_ms"), "p90_each_ms": attrs.get("p90_each_ms"),
+                     "p90_untrained_each_ms": attrs.get("p90_untrained_each_ms"), "params": attrs.get("params"),
                      "trained": not attrs.get("untrained"), "within_limits": max(_violations(trial)) <= 0,
                      "on_front": trial.number in on_front, "shape": attrs.get("shape"),
                      "distill": attrs.get("distill"), "target": attrs.get("target"), "run": attrs.get("run")})

@@ -61,6 +61,9 @@ def test_a_search_runs_trials_on_the_target_trains_finalists_and_resumes_from_it
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert [r["trial"] for r in rows] == ["0", "1", "2"] and {r["state"] for r in rows} == {"COMPLETE"}
     assert all(0 < float(r["val_accuracy"]) <= 1 and float(r["p90_ms"]) > 0 and r["run"] for r in rows)
+    each = [[float(v) for v in r["p90_each_ms"].split(",")] for r in rows]  # every timing, the lowest is the p90
+    assert all(len(e) == 5 and f"{min(e):.6g}" == r["p90_ms"] for e, r in zip(each, rows, strict=True))
+    assert len(rows[0]["p90_untrained_each_ms"].split(",")) == 5  # the first call had a limit: checked untrained
     assert any(r["on_front"] == "True" for r in rows) and rows[0]["depths"].count(",") == 2
     assert (out / "trials.png").stat().st_size > 10_000
     # a limit nothing meets: timed before training, the shape is not trained, and the front holds only trials

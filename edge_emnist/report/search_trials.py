@@ -13,8 +13,9 @@ from edge_emnist.io import atomic_path, save_figure
 
 SHAPE_COLUMNS = ("width", "depths", "kernels", "separable", "head", "pool", "stem_stride")
 DISTILL_COLUMNS = ("temperature", "soft_weight")
-COLUMNS = ("trial", "state", "val_accuracy", "p90_ms", "p90_untrained_ms", "params", "trained", "within_limits",
-           "on_front", *SHAPE_COLUMNS, *DISTILL_COLUMNS, "target", "run")
+# p90_ms is the lowest of the trial's timings (`search --timings`); the *_each_ms columns hold every one of them
+COLUMNS = ("trial", "state", "val_accuracy", "p90_ms", "p90_untrained_ms", "p90_each_ms", "p90_untrained_each_ms",
+           "params", "trained", "within_limits", "on_front", *SHAPE_COLUMNS, *DISTILL_COLUMNS, "target", "run")
 
 
 def write_trials_csv(rows: list[dict], path: Path) -> Path:
@@ -32,7 +33,7 @@ def _cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
+        return ",".join(map(_cell, value))
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
