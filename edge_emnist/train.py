@@ -269,7 +269,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, data_dir, cache_dir
     return metrics
 
 
-def _resume_state(model, run_dir: Path, history: list[dict], resume: bool, kept=None) -> int:
+def _resume_state(model, run_dir: Path, history: list[dict], resume: bool, kept) -> int:
     """Load the newest checkpoint into the compiled model; drop history rows past it; return the epoch to start at.
     A run from before the Keras 3 engine (no epoch-N checkpoint) continues from last.weights.h5 with a fresh
     optimizer. A folder carried to another machine with only its checkpoint, history and config (the smallest that
@@ -280,13 +280,14 @@ def _resume_state(model, run_dir: Path, history: list[dict], resume: bool, kept=
     path, epoch = latest_checkpoint(run_dir)
     if path is not None:
         restore_checkpoint(model, path)
-        _restore_best(kept or model, run_dir, [row for row in history if row["epoch"] <= epoch], epoch)
     elif history and (run_dir / "last.weights.h5").exists():
         model.load_weights(str(run_dir / "last.weights.h5"))
         epoch = history[-1]["epoch"]
         print(f"{run_dir} has no Keras 3 checkpoint: continuing from last.weights.h5 with a fresh optimizer",
               file=sys.stderr)
     history[:] = [row for row in history if row["epoch"] <= epoch]
+    if path is not None:
+        _restore_best(kept, run_dir, history, epoch)
     if epoch:
         print(f"resuming {run_dir} after epoch {epoch}", file=sys.stderr)
     return epoch
