@@ -695,6 +695,30 @@ def test_gpu_records_are_filed_under_the_gpu_and_get_their_own_table(artifacts, 
     assert "No GPU measurements in these records" in empty and "--runtime litert-gpu,ort-cuda" in empty
 
 
+def test_a_target_measured_in_two_sessions_names_both_machines(artifacts, tmp_path):
+    """A target is an ISA tier: records of one label can come from different releases (and CPUs); the section says
+    which measured what instead of naming the first record's host for all of them."""
+    from edge_emnist.report.bench_report import write_report
+
+    _, paths = artifacts
+    tflite = next(p for p in paths if p.name.endswith("int8.tflite"))
+    measured = runner_module.measure(tflite, threads=1, batches=[1], runs=20, warmup=2)
+    host = {**host_description(), "cpu": "Test CPU", "os": "Linux-test"}
+
+    def session(ort: str, recorded: str, artifact: str) -> list[dict]:
+        return [{**r, "artifact": artifact, "target": "cpu:x-avx2", "recorded": recorded, "accuracy": 0.9,
+                 "host": {**host, "versions": {**host["versions"], "onnxruntime": ort}}} for r in measured]
+
+    old = session("1.31.1", "2026-11-21T06:47:28+0000", "old.tflite")
+    text = write_report(old, tmp_path / "one", card_dirs=()).read_text()
+    assert "Test CPU" in text and "onnxruntime 1.31.1." in text and "Measured on:" not in text
+    both = old + session("1.32.0", "2026-12-07T18:13:00+0000", "new.tflite")
+    section = write_report(both, tmp_path / "two", card_dirs=()).read_text().split("## cpu:x-avx2")[1]
+    assert "Measured on:" in section
+    assert "onnxruntime 1.31.1 (1 of the 2 points, 2026-11-21)" in section
+    assert "onnxruntime 1.32.0 (1 of the 2 points, 2026-12-07)" in section
+
+
 def test_onnx_runtime_placement_names_the_provider_of_every_node(artifacts):
     """On ort-cuda the runner records which nodes fell back to the CPU; on the CPU provider all of them do."""
     from edge_emnist.device.profiles import placement

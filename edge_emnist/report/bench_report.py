@@ -154,6 +154,28 @@ def size_plot(records: list[dict], output: Path) -> Path:
     return save_figure(fig, output)
 
 
+def _machines(points: list[dict]) -> list[str]:
+    """The CPU, OS and runtime versions behind a target's points: a target is an ISA tier, so its records can come
+    from several sessions, machines and releases, and the section says which measured what (with dates) where they
+    differ, instead of naming one record's host as everyone's."""
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for record in points:
+        host = record["host"]
+        versions = host.get("versions") or {}
+        key = (host["cpu"], host["cores"], " ".join(host["isa"]) or "n/a", host["os"],
+               versions.get("ai-edge-litert"), versions.get("onnxruntime"))
+        groups[key].append((record.get("recorded") or "")[:10])
+    lines = []
+    for (cpu, cores, isa, system, litert, ort), dates in sorted(groups.items(), key=lambda kv: min(kv[1])):
+        text = f"{cpu}, {cores} cores, ISA {isa}; {system}; ai-edge-litert {litert}, onnxruntime {ort}"
+        if len(groups) == 1:
+            return [text + "."]
+        known = sorted(d for d in dates if d)
+        span = f", {known[0]}" + (f" to {known[-1]}" if known[-1] != known[0] else "") if known else ""
+        lines.append(f"- {text} ({len(dates)} of the {len(points)} points{span})")
+    return ["Measured on:", "", *lines]
+
+
 def _summary_section(records: list[dict], target: str, cards: CardShelf,
                      robustness: dict[str, dict]) -> list[str]:
     rows = summary_rows(records, target, cards, robustness)
@@ -253,19 +275,16 @@ def write_report(records: list[dict], out_dir: Path, command: str = "",
         # the front, its plot and the budgets compare networks as trained; app-ready RGB twins are in the table
         points = of_input(listed, "grey") or listed
         twins = len(listed) - len(points)
-        host = points[0]["host"]
         throughput = {(r["artifact"], r["runtime"], r["settings"].get("threads"), r["settings"].get("xnnpack")):
                       r["throughput_ips"] for r in current if r["target"] == target and r["batch"] == 32}
         slug = target.replace(":", "-").replace("/", "-")
         pareto_plot(points, target, out_dir / f"pareto-{slug}.png")
         front = pareto_front(points)
         best = knee(front)
-        versions = host["versions"]
         by_latency = sorted(listed, key=lambda r: r["latency"]["p90_ms"])
         lines += [
             f"## {target}", "",
-            f"{host['cpu']}, {host['cores']} cores, ISA {' '.join(host['isa']) or 'n/a'}; {host['os']}; "
-            f"ai-edge-litert {versions.get('ai-edge-litert')}, onnxruntime {versions.get('onnxruntime')}.",
+            *_machines(points),
             "", f"![accuracy vs latency](pareto-{slug}.png)", "",
             *_summary_section(records, target, cards, robust),
             f"Pareto front: {', '.join(p['artifact'] + ' (' + p['runtime'] + ')' for p in front)}. "
