@@ -19,7 +19,8 @@ students=(  # RUN:SHAPE:TAG:QUANTIZATIONS (the shape and the tag as the artifact
   # F1's student (four teachers, two custom_vggs among them); its int8 is the fast one on int8-capable CPUs
   "runs/front/s2-w1-d122-aug05-kd4:edgenet-depths1.2.2-poolflatten-stem_stride2-width1.0:kd4:none,int8"
   # F3 on AVX2: no dense head (the head64 shape is 0.50x LeNet-5 there, this one 0.36x; shape_latency_probe.sh)
-  "runs/front/s2-w05-aug05-e50-kd2:edgenet-poolflatten-stem_stride2-width0.5:kd2:none"
+  # (its int8: 0.32-0.35x LeNet-5 on AVX-512 VNNI, the fastest file there above 0.881)
+  "runs/front/s2-w05-aug05-e50-kd2:edgenet-poolflatten-stem_stride2-width0.5:kd2:none,int8"
 )
 shipped=()
 for entry in "${students[@]}"; do
