@@ -158,21 +158,20 @@ def _machines(points: list[dict]) -> list[str]:
     """The CPU, OS and runtime versions behind a target's points: a target is an ISA tier, so its records can come
     from several sessions, machines and releases, and the section says which measured what (with dates) where they
     differ, instead of naming one record's host as everyone's."""
-    groups: dict[tuple, list[str]] = defaultdict(list)
+    dates_by_machine: dict[str, list[str]] = defaultdict(list)
     for record in points:
         host = record["host"]
         versions = host.get("versions") or {}
-        key = (host["cpu"], host["cores"], " ".join(host["isa"]) or "n/a", host["os"],
-               versions.get("ai-edge-litert"), versions.get("onnxruntime"))
-        groups[key].append((record.get("recorded") or "")[:10])
+        machine = (f"{host['cpu']}, {host['cores']} cores, ISA {' '.join(host['isa']) or 'n/a'}; {host['os']}; "
+                   f"ai-edge-litert {versions.get('ai-edge-litert')}, onnxruntime {versions.get('onnxruntime')}")
+        dates_by_machine[machine].append((record.get("recorded") or "")[:10])
+    if len(dates_by_machine) == 1:
+        return [f"{next(iter(dates_by_machine))}."]
     lines = []
-    for (cpu, cores, isa, system, litert, ort), dates in sorted(groups.items(), key=lambda kv: min(kv[1])):
-        text = f"{cpu}, {cores} cores, ISA {isa}; {system}; ai-edge-litert {litert}, onnxruntime {ort}"
-        if len(groups) == 1:
-            return [text + "."]
-        known = sorted(d for d in dates if d)
-        span = f", {known[0]}" + (f" to {known[-1]}" if known[-1] != known[0] else "") if known else ""
-        lines.append(f"- {text} ({len(dates)} of the {len(points)} points{span})")
+    for machine, dates in sorted(dates_by_machine.items(), key=lambda kv: min(kv[1])):
+        known = sorted(date for date in dates if date)
+        span = "" if not known else f", {known[0]}" if known[0] == known[-1] else f", {known[0]} to {known[-1]}"
+        lines.append(f"- {machine} ({len(dates)} of the {len(points)} points{span})")
     return ["Measured on:", "", *lines]
 
 
