@@ -42,7 +42,7 @@ runs=(  # NAME:COMMAND and its options after the common ones (a later flag overr
   # its plain twin: what distillation gave this shape (benchmarks/distillation.md, fifth round)
   "s2-w05-aug05-e50:train --option width=0.5 ${stem2[*]} --epochs 50 --patience 50 --augment 0.5"
   # F3 on AVX-512 VNNI (shape_latency_probe.sh there: this shape 0.41x LeNet-5, the shipped head64 one 0.53-0.58x);
-  # too narrow: 0.8777 validation (benchmarks/distillation.md, sixth round)
+  # too narrow: 0.8778 validation, 0.8766 test (benchmarks/distillation.md, sixth round)
   "s2-w05-sep111-h64-aug05-e50-kd2:distill --option width=0.5 ${stem2[*]} --option separable=true --option head=64 --epochs 50 --patience 50 --augment 0.5 --teacher $edge_teachers"
   # F2 on VNNI with a margin (0.78x there); stopped at epoch 9, 0.7 points behind the d112 student at its epoch 9
   "s2-w1-sep112-h64-aug05-e50-kd2:distill --option width=1.0 ${stem2[*]} --option separable=true --option depths=1,1,2 --option head=64 --epochs 50 --patience 50 --augment 0.5 --teacher $edge_teachers"

@@ -13,13 +13,13 @@ set -euo pipefail
 runs=benchmarks/results/runs
 source benchmarks/ship_lib.sh  # check, best_of, commit_run
 students=(  # RUN:SHAPE:TAG:QUANTIZATIONS (the shape and the tag as the artifacts spell them; kdN: N teachers)
-  # its post-training int8 is F3's file on AVX-512 VNNI (2.5x faster than its float32 there; slower on AVX2 and AMX)
+  # its post-training int8 is F3's file on AVX-512 VNNI (2.2x faster than its float32 there; the shape's int8 was slower on AMX)
   "runs/front/s2-w05-d112-aug05-e50-kd2:edgenet-depths1.1.2-poolflatten-stem_stride2-width0.5:kd2:none,int8"
   "runs/front/s2-w1-sep111-h64-aug05-kd2:edgenet-head64-poolflatten-separableTrue-stem_stride2-width1.0:kd2:none"
   # F1's student (four teachers, two custom_vggs among them); its int8 is the fast one on int8-capable CPUs
   "runs/front/s2-w1-d122-aug05-kd4:edgenet-depths1.2.2-poolflatten-stem_stride2-width1.0:kd4:none,int8"
   # F3 on AVX2: no dense head (the head64 shape is 0.50x LeNet-5 there, this one 0.36x; shape_latency_probe.sh)
-  # (its int8: 0.32-0.35x LeNet-5 on AVX-512 VNNI, the fastest file there above 0.881)
+  # (its int8: 0.25x LeNet-5 on AVX-512 VNNI, 0.22-0.32x in five calls, the fastest file there above 0.881)
   "runs/front/s2-w05-aug05-e50-kd2:edgenet-poolflatten-stem_stride2-width0.5:kd2:none,int8"
 )
 shipped=()
