@@ -8,7 +8,7 @@ Runtime's unfused `basic` level, bit-identical outputs to the original there, an
 optimizations on this machine. The card gets the new sha256 and size, a `rewritten` note, and this machine
 in `parity.checked_on` (accuracy only: the Keras reference needs the weights).
 
-    python benchmarks/rewrite_unsigned.py exported/custom_vgg-emnist-bymerge-p50-qat-int8.onnx --data-dir ../shared/data
+    python benchmarks/rewrite_unsigned.py exported/simple_cnn-emnist-bymerge-qat-int8.onnx --data-dir ../shared/data
 """
 
 from __future__ import annotations

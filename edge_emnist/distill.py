@@ -4,12 +4,14 @@ The teachers run inside the training graph, on the same (augmented) batch the st
 follow the augmentation instead of being computed once on plain images. `fit` trains a wrapper whose output is
 the student's logits beside every teacher's; the loss splits them (`distillation_loss`). The student's own
 model (softmax head and all) shares the layers, so the run's weights are the student's alone and everything after
-training (export, bench) sees an ordinary run. Backend-neutral: keras.ops only.
+training (export, bench) sees an ordinary run. Backend-neutral: keras.ops on Keras 3; on tf_keras (pruning and QAT
+fine-tuning, optimize/finetune.py) the same loss runs on TensorFlow's equivalents of those few ops.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 from edge_emnist.data.registry import get_dataset
 from edge_emnist.device.files import sha256_file
@@ -57,9 +59,18 @@ def recorded_teachers(recorded: dict) -> list[Run]:
     return teachers
 
 
-def logits_model(keras, model):
+def logits_layer(model):
+    """The logits Dense, or the wrapper pruning or QAT put around it (tfmot keeps the wrapped layer as `.layer`):
+    a fine-tuned student learns from its quantized or pruned logits, which are what its int8 file answers with."""
+    for layer in model.layers:
+        if LOGITS_LAYER in (layer.name, getattr(getattr(layer, "layer", None), "name", None)):
+            return layer
+    raise EdgeEmnistError(f"model {model.name} has no {LOGITS_LAYER!r} layer: it cannot be distilled")
+
+
+def logits_model(keras, model, name: str | None = None):
     """The same layers up to the logits (no softmax): what distillation softens."""
-    return keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output, name=f"{model.name}_logits")
+    return keras.Model(model.inputs, logits_layer(model).output, name=name or f"{model.name}_logits")
 
 
 def teacher_models(keras, teachers: list[Run], num_classes: int) -> list:
@@ -72,8 +83,7 @@ def teacher_models(keras, teachers: list[Run], num_classes: int) -> list:
         except (ValueError, KeyError) as error:
             raise EdgeEmnistError(f"teacher {run.weights} does not load into {run.config.arch}: {error}") from None
         model.trainable = False
-        teacher = logits_model(keras, model)
-        teacher.name = f"teacher{i}_{run.config.arch}"
+        teacher = logits_model(keras, model, name=f"teacher{i}_{run.config.arch}")  # tf_keras names only at birth
         teacher.trainable = False
         models.append(teacher)
     return models
@@ -90,8 +100,18 @@ def distiller(keras, student, teachers: list, num_classes: int, settings: dict):
                                      settings["soft_weight"]), student_accuracy(keras, num_classes))
 
 
+def _ops(keras):
+    """keras.ops on Keras 3; TensorFlow's same six ops on tf_keras, which has no keras.ops."""
+    if hasattr(keras, "ops"):
+        return keras.ops
+    from edge_emnist.tf_keras_env import tf  # only reached on tf_keras, which that module set up
+
+    return SimpleNamespace(cast=tf.cast, softmax=tf.nn.softmax, log_softmax=tf.nn.log_softmax, sum=tf.reduce_sum,
+                           log=tf.math.log, maximum=tf.maximum)
+
+
 def distillation_loss(keras, num_classes: int, count: int, temperature: float, soft_weight: float):
-    ops = keras.ops
+    ops = _ops(keras)
 
     def loss(labels, joined):
         joined = ops.cast(joined, "float32")

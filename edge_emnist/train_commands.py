@@ -56,8 +56,10 @@ def _finetune(args: argparse.Namespace, prune: PruneConfig | None, qat: bool) ->
 
     output = args.output or default_output(args.run, prune, qat)
     tune = from_args(FinetuneConfig, args)
+    settings = from_args(DistillConfig, args)
     metrics = optimize_run(args.run, prune=prune, qat=qat, epochs=tune.epochs, qat_epochs=tune.qat_epochs,
-                           lr=tune.lr, lr_schedule=tune.lr_schedule, output=output, data_dir=args.data_dir,
+                           lr=tune.lr, lr_schedule=tune.lr_schedule, output=output,
+                           distill=settings if settings.teachers else None, data_dir=args.data_dir,
                            cache_dir=args.cache_dir)
     print("\n".join(report_lines(metrics, output)))
     return 0
@@ -103,6 +105,7 @@ def _finetuning(p: argparse.ArgumentParser) -> None:
     add_options(p, FinetuneConfig, ["epochs", "lr", "lr_schedule"])
     p.add_argument("--output", type=Path, metavar="DIR",
                    help="new run folder (default: RUN-p50, RUN-qat, RUN-p50-qat beside RUN)")
+    add_options(p.add_argument_group("distillation while fine-tuning (optional: with --teacher)"), DistillConfig)
     add_options(p.add_argument_group("data location"), DataLocation)
 
 

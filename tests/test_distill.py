@@ -138,3 +138,50 @@ def test_bad_distillation_options_are_usage_errors(argv, message, capsys):
 def test_no_teacher_is_one_line(capsys):
     assert main(["distill", "--arch", "edgenet", "--dataset", "mnist"]) == 2
     assert "at least one --teacher" in capsys.readouterr().err
+
+
+def test_qat_and_pruning_can_keep_learning_from_teachers(made, tmp_path, capsys):
+    """QAT (and magnitude pruning under it) fine-tunes through the distillation wrapper on tf_keras: the run
+    records its teachers, keeps the student's weights alone, and exports like any QAT run."""
+    data = str(made / "mnist")
+    out = tmp_path / "qat-kd"
+    assert main(["prune", str(made / "teacher2"), "--sparsity", "0.5", "--schedule", "constant", "--qat",
+                 "--epochs", "1", "--teacher", f"{made / 'teacher'},{made / 'teacher2'}", "--temperature", "2",
+                 "--output", str(out), "--data-dir", data]) == 0
+    assert "learns from 2 teacher(s) at T 2" in capsys.readouterr().out
+    optimization = json.loads((out / "optimization.json").read_text())
+    taught = optimization["distill"]
+    assert taught["temperature"] == 2 and len(taught["teacher_sha256"]) == 2
+    assert [row["stage"] for row in optimization["history"]] == ["prune", "qat"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["sparsity"]["total"] == pytest.approx(0.5, abs=0.02)  # the pruning step ran inside the wrapper
+    [path] = export_run(out, ExportOptions(quantize="int8", formats=["tflite"], out_dir=tmp_path / "out"),
+                        data_dir=made / "mnist", log=lambda _: None)
+    assert path.exists()
+
+
+def test_a_distilled_source_fine_tuned_on_labels_says_so(made, tmp_path, capsys):
+    student = tmp_path / "student"
+    assert _distill(made, "--teacher", str(made / "teacher"), "--epochs", "1", "--run-dir", str(student)) == 0
+    capsys.readouterr()
+    assert main(["qat", str(student), "--epochs", "1", "--output", str(tmp_path / "q"), "--data-dir",
+                 str(made / "mnist")]) == 0
+    assert "pass --teacher to keep learning" in capsys.readouterr().out
+    assert json.loads((tmp_path / "q" / "optimization.json").read_text())["distill"] is None
+
+
+@pytest.mark.parametrize("teacher, message", [
+    ("kmnist-teacher", "learned kmnist"),
+    ("letters-teacher", "26 classes"),
+    ("nowhere", "no run at"),
+])
+def test_fine_tuning_refuses_teachers_that_cannot_teach(made, tmp_path, capsys, teacher, message):
+    assert main(["qat", str(made / "teacher"), "--teacher", str(made / teacher), "--output", str(tmp_path / "q"),
+                 "--data-dir", str(made / "mnist")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "q").exists()
+
+
+def test_fine_tuning_distillation_options_are_checked_on_the_command_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["qat", "somewhere", "--teacher", "t", "--soft-weight", "2"])
+    assert exit_info.value.code == 2 and "--soft-weight" in capsys.readouterr().err

@@ -127,3 +127,25 @@ def test_pick_command_reads_every_call_not_only_the_latest(tmp_path, capsys):
     with pytest.raises(SystemExit):  # not a ratio: argparse's one line
         main(["pick", "--results", str(results), "--max-ratio", "0"])
     assert "--max-ratio: must be a positive finite number, got 0" in capsys.readouterr().err
+
+
+def test_a_target_measured_on_two_cpu_models_reads_the_budgets_on_each():
+    """One ISA tier, two CPUs: the pooled median can put a file just over a budget that it meets on one CPU and
+    misses on the other; the section says so per CPU model instead of hiding it in the pool."""
+    def on(cpu, artifact, session, p90, accuracy=0.88):
+        return {**_record(artifact, session, p90, accuracy), "host": {"cpu": cpu}}
+
+    records = []
+    for session, ratio in (("a1", 1.10), ("a2", 1.20), ("a3", 1.05)):  # on the EPYC the file is over 1x
+        records += [on("AMD EPYC", REF, session, 0.020), on("AMD EPYC", "f2.tflite", session, 0.020 * ratio, 0.896),
+                    on("AMD EPYC", "int8.tflite", session, 0.020 * 0.45, 0.894)]
+    for session, ratio in (("x1", 0.97), ("x2", 0.95)):  # on the Xeon it is under
+        records += [on("Xeon", REF, session, 0.030), on("Xeon", "f2.tflite", session, 0.030 * ratio, 0.896)]
+    beside = relative.Beside.of(records, REF)
+    assert set(beside.by_cpu) == {"AMD EPYC", "Xeon"}
+    latest = [records[-1], records[-2], records[8]]  # f2 and the reference from the Xeon, int8 from the EPYC
+    text = "\n".join(relative.section(latest, beside, REF, tiers=(0.5, 1.0)))
+    assert "| AMD EPYC | 3 | int8.tflite (litert), 0.8940 at 0.45x (0.45-0.45x in 3 calls) | int8.tflite" in text
+    assert "| Xeon | 2 | none | f2.tflite (litert), 0.8960 at 0.96x (0.95-0.97x in 2 calls) |" in text
+    one_cpu = relative.Beside.of([r for r in records if r["host"]["cpu"] == "Xeon"], REF)
+    assert "CPU model" not in "\n".join(relative.section(latest[:2], one_cpu, REF))  # one model: no breakdown

@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from edge_emnist import distill as distillation
 from edge_emnist.data import load_dataset
 from edge_emnist.device.files import sha256_file
 from edge_emnist.errors import EdgeEmnistError
@@ -24,6 +25,7 @@ from edge_emnist.optimize.qat import calibrate_ranges, quantize_wrap
 from edge_emnist.optimize.rebuild import build_model
 from edge_emnist.optimize.structured import prune_filters
 from edge_emnist.runs import (
+    DistillConfig,
     Run,
     calibration_sample,
     check_finite,
@@ -47,11 +49,15 @@ def default_output(source: str | Path, prune: pruning.PruneConfig | None, qat: b
 
 def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None, qat: bool = False,
                  epochs: int = 2, qat_epochs: int | None = None, lr: float = 1e-4, lr_schedule: str = "constant",
-                 output: str | Path | None = None, data_dir=None, cache_dir=None, verbose: int | None = None) -> dict:
+                 output: str | Path | None = None, distill: DistillConfig | None = None, data_dir=None,
+                 cache_dir=None, verbose: int | None = None) -> dict:
     """Prune and/or QAT fine-tune `source`; returns the new run's metrics (also in its metrics.json).
 
     Structured pruning keeps its best validation epoch (its structure is fixed from the first step, so every epoch
-    is a candidate); magnitude pruning keeps its last (the sparsity reaches its target only late in the schedule)."""
+    is a candidate); magnitude pruning keeps its last (the sparsity reaches its target only late in the schedule).
+    With `distill` (teachers at a soft weight above 0) every fine-tuning stage learns the teachers' softened answers
+    beside the labels, as `distill` trains: labels alone pull a distilled student back towards its undistilled
+    twin."""
     if not prune and not qat:
         raise EdgeEmnistError("nothing to do: give a sparsity to prune, --qat, or both")
     if prune:
@@ -70,6 +76,14 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     if output.exists():
         raise EdgeEmnistError(f"{output} already exists; remove it or pass --output")
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
+    teacher_runs, taught = [], None
+    if distill and distill.soft_weight > 0:  # at soft weight 0 the teachers would cost time and teach nothing
+        teacher_runs = distillation.check_teachers(run.config, distill)  # before the data: a typo costs nothing
+        taught = distillation.resolved(distill, teacher_runs)
+    elif run.config.distill and verbose:
+        print(f"note: {run.path} was distilled from {len(run.config.distill['teachers'])} teacher(s); fine-tuning "
+              "on the labels alone may lose what they taught (pass --teacher to keep learning from them)",
+              flush=True)
 
     keras.utils.set_random_seed(run.config.seed)
     data = load_dataset(run.config.dataset, data_dir, cache_dir)
@@ -82,6 +96,10 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     model = build_model(run, data.spec.num_classes)
     history = []
     filters = None
+    teaching = (distillation.teacher_models(keras, teacher_runs, data.spec.num_classes), taught) if taught else None
+    if teaching and verbose:
+        print(f"fine-tuning learns from {len(teacher_runs)} teacher(s) at T {taught['temperature']:g}, soft weight "
+              f"{taught['soft_weight']:g}", flush=True)
 
     if prune and prune.structured:
         before = {"params": trainable_params(model), "macs": macs(model)}
@@ -93,11 +111,12 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
                   f"layers; parameters {before['params']:,} -> {filters['params']:,}, MACs {before['macs']:,} -> "
                   f"{filters['macs']:,}; fine-tuning {epochs} epochs", flush=True)
         history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "structured", [], lr_schedule,
-                        keep_best=True)
+                        keep_best=True, teaching=teaching)
     elif prune:
         steps = math.ceil(len(y_train) / batch) * epochs
         model = pruning.wrap_for_pruning(model, prune, steps)
-        history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "prune", [_pruning_step()], lr_schedule)
+        history += _fit(model, train_ds, val_ds, epochs, lr, verbose, "prune", [_pruning_step()], lr_schedule,
+                        teaching=teaching)
         model = pruning.strip(model)
     # QAT after magnitude pruning must not refill the pruned weights (structured pruning left none)
     keeps_zeros = bool(prune and not prune.structured) or run.has_zeros
@@ -105,7 +124,8 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     if qat:
         float_model, model = model, quantize_wrap(model, prune_preserving=keeps_zeros)
         calibrated = calibrate_ranges(float_model, model, calibration_sample(run.config, x_train, CALIBRATION_IMAGES))
-        history += _fit(model, train_ds, val_ds, qat_epochs or epochs, lr, verbose, "qat", [], lr_schedule)
+        history += _fit(model, train_ds, val_ds, qat_epochs or epochs, lr, verbose, "qat", [], lr_schedule,
+                        teaching=teaching)
 
     test_ds = batches_for_keras(keras, input_batches(data.test.images, data.test.labels, run.config))
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -125,6 +145,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
                 "calibrated_ranges": len(calibrated), "calibration_images": CALIBRATION_IMAGES} if qat else None,
         "lr": lr,
         "lr_schedule": lr_schedule,
+        "distill": taught,  # the teachers fine-tuning learned from (with their weights' sha256), or None
         "history": history,
     }
     metrics = {
@@ -164,12 +185,17 @@ class _KeepBest(keras.callbacks.Callback):
 
 
 def _fit(model, train_ds, val_ds, epochs, lr, verbose, stage, callbacks, lr_schedule="constant",
-         keep_best=False) -> list[dict]:
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+         keep_best=False, teaching: tuple[list, dict] | None = None) -> list[dict]:
+    """Fit `model` (or, with `teaching` = (teacher models, distillation settings), the distillation wrapper around
+    it, which shares its layers); one history row per epoch."""
+    trained, loss, metric = model, "sparse_categorical_crossentropy", "accuracy"
+    if teaching:
+        trained, loss, metric = distillation.distiller(keras, model, teaching[0], model.output_shape[-1], teaching[1])
+    trained.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=[metric])
     schedule = LR_SCHEDULES[lr_schedule]
     keeper = _KeepBest() if keep_best else None
     extra = [schedule(keras, lr, epochs)] if schedule else []
-    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
+    fitted = trained.fit(train_ds, validation_data=val_ds, epochs=epochs,
                        callbacks=[*callbacks, *extra, *([keeper] if keeper else []),
                                   keras.callbacks.TerminateOnNaN()], verbose=verbose, shuffle=False)
     rows = [{"stage": stage, "epoch": i + 1, **{k: float(v[i]) for k, v in fitted.history.items()}}

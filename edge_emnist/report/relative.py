@@ -50,20 +50,30 @@ class Beside:
     timed: dict[tuple, dict[tuple, float]] = field(default_factory=lambda: defaultdict(dict))
     reference: str = REFERENCE  # the file's name, for what a reader is told
 
+    # the same bookkeeping over each CPU model's calls alone (host "cpu"): a target is an ISA tier, and two CPUs of
+    # one tier can put a file on either side of a budget, which the pooled median hides
+    by_cpu: dict[str, Beside] = field(default_factory=dict)
+
     @classmethod
     def of(cls, records: Iterable[dict], reference: str) -> Beside:
         """One streamed pass over the records, older calls included."""
         beside = cls(reference=reference)
         for record in records:
-            settings = record.get("settings") or {}
             if (record.get("batch") != 1 or not record.get("latency") or not record.get("session")
                     or record.get("emulated") or record.get("kind")):
                 continue
-            is_reference = record.get("artifact") == reference and record.get("runtime") == "litert"
-            if is_reference and settings.get("xnnpack", True):
-                beside.references[_call(record)] = record["latency"]["p90_ms"]
-            beside.timed[_file_setting(record)][_call(record)] = record["latency"]["p90_ms"]
+            beside._add(record)
+            cpu = (record.get("host") or {}).get("cpu")
+            if cpu:
+                beside.by_cpu.setdefault(cpu, cls(reference=reference))._add(record)
         return beside
+
+    def _add(self, record: dict) -> None:
+        settings = record.get("settings") or {}
+        if record.get("artifact") == self.reference and record.get("runtime") == "litert" and settings.get(
+                "xnnpack", True):
+            self.references[_call(record)] = record["latency"]["p90_ms"]
+        self.timed[_file_setting(record)][_call(record)] = record["latency"]["p90_ms"]
 
     def ratio(self, record: dict) -> tuple[float, float] | None:
         """(p90 / the reference's p90, the reference's p90) in the record's own call, or None if it was not there."""
@@ -116,4 +126,26 @@ def section(points: list[dict], beside: Beside, reference: str, tiers: tuple[flo
         _, base = beside.ratio(p)
         rows.append([p["artifact"], p["runtime"], f"{p['accuracy']:.4f}", f"{p['latency']['p90_ms']:.4f}",
                      f"{beside.typical(p):.2f}", _spread(beside.ratios(p)), f"{base:.4f}", p["session"]])
-    return [*lines, "", "The front of those points, by their ratio:", "", markdown_table(HEADERS, rows), ""]
+    return [*lines, *_per_cpu(points, beside, tiers), "", "The front of those points, by their ratio:", "",
+            markdown_table(HEADERS, rows), ""]
+
+
+def _per_cpu(points: list[dict], beside: Beside, tiers: tuple[float, ...]) -> list[str]:
+    """The budgets again on each CPU model's own calls, where the target's calls ran on more than one."""
+    target = points[0].get("target")
+    cpus = {cpu: sub for cpu, sub in sorted(beside.by_cpu.items())
+            if any(call[0] == target for call in sub.references)}
+    if len(cpus) < 2:
+        return []
+    others = [p for p in points if p["artifact"] != beside.reference]
+    rows = []
+    for cpu, sub in cpus.items():
+        cells = []
+        for budget in tiers:
+            best = best_within(others, sub, budget)
+            cells.append(f"{best['artifact']} ({best['runtime']}), {best['accuracy']:.4f} at {sub.typical(best):.2f}x "
+                         f"({_spread(sub.ratios(best))})" if best else "none")
+        rows.append([cpu, str(sum(call[0] == target for call in sub.references)), *cells])
+    return ["", f"The same budgets on each CPU model's calls alone ({len(cpus)} models measured this target; a file's "
+            "ratio is the median of its calls on that model):", "",
+            markdown_table(["CPU", "calls", *(f"at most {budget:g}x" for budget in tiers)], rows)]
