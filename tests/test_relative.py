@@ -100,6 +100,11 @@ def test_pick_reads_a_ratio_budget_as_the_report_does():
     # another reference: the ratios are to it
     chosen, _ = pick(records, "cpu", Constraints(max_ratio=1.0), beside=relative.Beside.of(records, "slow.tflite"))
     assert chosen["artifact"] == "slow.tflite"
+    assert "CPU models" not in why  # one CPU model (none named): nothing pooled
+    for record in records:  # calls a and b on one CPU model, c on another: pick says its medians pool them
+        record["host"] = {**record["host"], "cpu": "Xeon" if record["session"] == "c" else "EPYC"}
+    why = pick(records, "cpu", Constraints(max_ratio=1.0))[1]
+    assert "cpu:vm-amx's calls ran on 2 CPU models (EPYC: 2, Xeon: 1); the medians pool them" in why
 
 
 def test_pick_command_reads_every_call_not_only_the_latest(tmp_path, capsys):

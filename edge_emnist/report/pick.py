@@ -239,6 +239,7 @@ def pick(records: list[dict], target: str, constraints: Constraints, threads: in
         if beside is not None:
             why.append(f"ratios are to {beside.reference}'s p90 in the same bench call, the median over the calls "
                        "that timed each file beside it")
+            why += beside.pooled_cpus(hosts)
         rejected = sorted((r for r in pool if broken[id(r)]), key=lambda r: -r["accuracy"])[:3]
         why += [f"rejected {describe(r)}: {'; '.join(broken[id(r)])}" for r in rejected]
     else:

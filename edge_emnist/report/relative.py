@@ -75,6 +75,22 @@ class Beside:
             self.references[_call(record)] = record["latency"]["p90_ms"]
         self.timed[_file_setting(record)][_call(record)] = record["latency"]["p90_ms"]
 
+    def cpu_calls(self, target: str) -> dict[str, int]:
+        """CPU model -> how many of the target's calls timed the reference on it."""
+        return {cpu: calls for cpu, sub in sorted(self.by_cpu.items())
+                if (calls := sum(call[0] == target for call in sub.references))}
+
+    def pooled_cpus(self, targets: Iterable[str]) -> list[str]:
+        """A line per target whose calls ran on several CPU models: its medians pool them (pick reads the pool)."""
+        lines = []
+        for target in targets:
+            calls = self.cpu_calls(target)
+            if len(calls) > 1:
+                lines.append(f"{target}'s calls ran on {len(calls)} CPU models ("
+                             + ", ".join(f"{cpu}: {n}" for cpu, n in calls.items())
+                             + "); the medians pool them, the report's section reads the budgets on each")
+        return lines
+
     def ratio(self, record: dict) -> tuple[float, float] | None:
         """(p90 / the reference's p90, the reference's p90) in the record's own call, or None if it was not there."""
         reference = self.references.get(_call(record))
@@ -133,10 +149,10 @@ def section(points: list[dict], beside: Beside, reference: str, tiers: tuple[flo
 def _per_cpu(points: list[dict], beside: Beside, tiers: tuple[float, ...]) -> list[str]:
     """The budgets again on each CPU model's own calls, where the target's calls ran on more than one."""
     target = points[0].get("target")
-    cpus = {cpu: sub for cpu, sub in sorted(beside.by_cpu.items())
-            if any(call[0] == target for call in sub.references)}
-    if len(cpus) < 2:
+    calls = beside.cpu_calls(target)
+    if len(calls) < 2:
         return []
+    cpus = {cpu: beside.by_cpu[cpu] for cpu in calls}
     others = [p for p in points if p["artifact"] != beside.reference]
     rows = []
     for cpu, sub in cpus.items():
@@ -145,7 +161,7 @@ def _per_cpu(points: list[dict], beside: Beside, tiers: tuple[float, ...]) -> li
             best = best_within(others, sub, budget)
             cells.append(f"{best['artifact']} ({best['runtime']}), {best['accuracy']:.4f} at {sub.typical(best):.2f}x "
                          f"({_spread(sub.ratios(best))})" if best else "none")
-        rows.append([cpu, str(sum(call[0] == target for call in sub.references)), *cells])
+        rows.append([cpu, str(calls[cpu]), *cells])
     return ["", f"The same budgets on each CPU model's calls alone ({len(cpus)} models measured this target; a file's "
             "ratio is the median of its calls on that model):", "",
             markdown_table(["CPU", "calls", *(f"at most {budget:g}x" for budget in tiers)], rows)]
