@@ -13,8 +13,9 @@ set -euo pipefail
 runs=benchmarks/results/runs
 source benchmarks/ship_lib.sh  # check, best_of, commit_run
 students=(  # RUN:SHAPE:TAG:QUANTIZATIONS (the shape and the tag as the artifacts spell them; kdN: N teachers)
-  # its post-training int8 is F3's file on AVX-512 VNNI (2.2x faster than its float32 there; the shape's int8 was slower on AMX)
-  "runs/front/s2-w05-d112-aug05-e50-kd2:edgenet-depths1.1.2-poolflatten-stem_stride2-width0.5:kd2:none,int8"
+  # its int8 (2.2x faster than its float32 on AVX-512 VNNI; the shape's int8 was slower on AMX) is made by range-only
+  # QAT since 2026-12-07, benchmarks/ship_ranges_int8.sh (validation chose it over this script's post-training int8)
+  "runs/front/s2-w05-d112-aug05-e50-kd2:edgenet-depths1.1.2-poolflatten-stem_stride2-width0.5:kd2:none"
   "runs/front/s2-w1-sep111-h64-aug05-kd2:edgenet-head64-poolflatten-separableTrue-stem_stride2-width1.0:kd2:none"
   # F1's student (four teachers, two custom_vggs among them); its int8 is the fast one on int8-capable CPUs
   "runs/front/s2-w1-d122-aug05-kd4:edgenet-depths1.2.2-poolflatten-stem_stride2-width1.0:kd4:none,int8"

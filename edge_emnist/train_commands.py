@@ -59,7 +59,8 @@ def _finetune(args: argparse.Namespace, prune: PruneConfig | None, qat: bool) ->
     settings = from_args(DistillConfig, args)
     metrics = optimize_run(args.run, prune=prune, qat=qat, epochs=tune.epochs, qat_epochs=tune.qat_epochs,
                            lr=tune.lr, lr_schedule=tune.lr_schedule, output=output,
-                           distill=settings if settings.teachers else None, data_dir=args.data_dir,
+                           distill=settings if settings.teachers else None, ranges_only=tune.ranges_only,
+                           data_dir=args.data_dir,
                            cache_dir=args.cache_dir)
     print("\n".join(report_lines(metrics, output)))
     return 0
@@ -139,7 +140,8 @@ def training_commands(commands, command) -> None:
     _finetuning(p)
     add_options(p, PruneConfig)
     p.add_argument("--qat", action="store_true", help="then (pruning-preserving) quantization-aware training")
-    add_options(p, FinetuneConfig, ["qat_epochs"])
+    add_options(p, FinetuneConfig, ["qat_epochs", "ranges_only"])
     p = command(commands, "qat", lambda args: _finetune(args, None, True), "quantization-aware fine-tuning into a "
                  "new run (export it as int8)")
     _finetuning(p)
+    add_options(p, FinetuneConfig, ["ranges_only"])

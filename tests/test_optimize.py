@@ -213,3 +213,33 @@ def test_qat_starts_from_calibrated_activation_ranges():
     assert float(variables["conv1"]["min"].numpy()) == 0.0
     assert float(variables["conv1"]["max"].numpy()) == pytest.approx(conv1.max(), rel=1e-5)
     assert float(variables["logits"]["min"].numpy()) < 0  # a linear output keeps its negative side
+
+
+def test_ranges_only_qat_keeps_the_trained_weights(trained, tmp_path):
+    """`qat --ranges-only`: the fake-quant model keeps the trained weights and batch-norm statistics; only the
+    activation ranges settle over the training batches."""
+    output = tmp_path / "ranges"
+    optimize_run(trained / "run", qat=True, epochs=1, ranges_only=True, output=output, data_dir=trained / "data",
+                 verbose=0)
+    run = open_run(output)
+    assert run.qat and run.optimization["qat"]["ranges_only"] is True
+    source = build_model(open_run(trained / "run"), 10)
+    quantized = build_model(run, 10)
+    kernels = {w.name.split("/")[-2] + "/" + w.name.split("/")[-1]: w.numpy() for w in source.weights}
+    compared = 0
+    for weight in quantized.weights:
+        key = weight.name.split("/")[-2] + "/" + weight.name.split("/")[-1]
+        if key in kernels and weight.shape == kernels[key].shape:
+            np.testing.assert_array_equal(weight.numpy(), kernels[key])
+            compared += 1
+    assert compared >= 6  # every kernel and bias of LeNet-5's five layers, at least
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["prune", "--sparsity", "0.5", "--ranges-only"], "add --qat"),
+    (["qat", "--ranges-only", "--teacher", "RUN"], "teachers would teach nothing"),
+])
+def test_ranges_only_refusals(trained, capsys, argv, message):
+    argv = [a if a != "RUN" else str(trained / "run") for a in argv]
+    assert main([argv[0], str(trained / "run"), *argv[1:], "--data-dir", str(trained / "data")]) == 2
+    assert message in capsys.readouterr().err

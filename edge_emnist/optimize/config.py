@@ -71,3 +71,7 @@ class FinetuneConfig:
     lr_schedule: str = option("constant", choices=FINETUNE_SCHEDULES,
                               help="fine-tuning LR: constant, or cosine decay to 0 over each stage's epochs")
     qat_epochs: int | None = option(None, type=positive_int, help="QAT epochs after pruning (default: --epochs)")
+    ranges_only: bool = option(False, help="QAT learns only the int8 activation ranges (moving averages over the "
+                                           "training batches); weights and batch-norm statistics stay as trained: "
+                                           "a better calibration than export's for a model trained to convergence, "
+                                           "whose weights QAT fine-tuning can only disturb")

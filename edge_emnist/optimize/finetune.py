@@ -49,17 +49,22 @@ def default_output(source: str | Path, prune: pruning.PruneConfig | None, qat: b
 
 def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None, qat: bool = False,
                  epochs: int = 2, qat_epochs: int | None = None, lr: float = 1e-4, lr_schedule: str = "constant",
-                 output: str | Path | None = None, distill: DistillConfig | None = None, data_dir=None,
-                 cache_dir=None, verbose: int | None = None) -> dict:
+                 output: str | Path | None = None, distill: DistillConfig | None = None, ranges_only: bool = False,
+                 data_dir=None, cache_dir=None, verbose: int | None = None) -> dict:
     """Prune and/or QAT fine-tune `source`; returns the new run's metrics (also in its metrics.json).
 
     Structured pruning keeps its best validation epoch (its structure is fixed from the first step, so every epoch
     is a candidate); magnitude pruning keeps its last (the sparsity reaches its target only late in the schedule).
     With `distill` (teachers at a soft weight above 0) every fine-tuning stage learns the teachers' softened answers
     beside the labels, as `distill` trains: labels alone pull a distilled student back towards its undistilled
-    twin."""
+    twin. `ranges_only`: QAT trains nothing but its activation ranges (the whole model frozen, batch norm in
+    inference mode), so the fake-quant model is the trained one with ranges settled over the training batches."""
     if not prune and not qat:
         raise EdgeEmnistError("nothing to do: give a sparsity to prune, --qat, or both")
+    if ranges_only and not qat:
+        raise EdgeEmnistError("--ranges-only is a kind of QAT: add --qat")
+    if ranges_only and distill and distill.soft_weight > 0:
+        raise EdgeEmnistError("--ranges-only trains no weights, so teachers would teach nothing: drop --teacher")
     if prune:
         prune.validate()
     if epochs < 1 or (qat_epochs is not None and qat_epochs < 1):
@@ -124,8 +129,10 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     if qat:
         float_model, model = model, quantize_wrap(model, prune_preserving=keeps_zeros)
         calibrated = calibrate_ranges(float_model, model, calibration_sample(run.config, x_train, CALIBRATION_IMAGES))
+        model.trainable = not ranges_only  # frozen: only the quantizers' moving-average ranges move
         history += _fit(model, train_ds, val_ds, qat_epochs or epochs, lr, verbose, "qat", [], lr_schedule,
                         teaching=teaching)
+        model.trainable = True
 
     test_ds = batches_for_keras(keras, input_batches(data.test.images, data.test.labels, run.config))
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -141,7 +148,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
                      {"sparsity": prune.sparsity, "schedule": prune.schedule,
                       "m_by_n": list(prune.m_by_n) if prune.m_by_n else None, "epochs": epochs}) if prune
                     else run.optimization.get("pruning")),  # a pruned source passes its pruning on
-        "qat": {"epochs": qat_epochs or epochs, "prune_preserving": keeps_zeros,
+        "qat": {"epochs": qat_epochs or epochs, "prune_preserving": keeps_zeros, "ranges_only": ranges_only,
                 "calibrated_ranges": len(calibrated), "calibration_images": CALIBRATION_IMAGES} if qat else None,
         "lr": lr,
         "lr_schedule": lr_schedule,
