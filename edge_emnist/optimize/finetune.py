@@ -85,7 +85,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     if distill and distill.soft_weight > 0:  # at soft weight 0 the teachers would cost time and teach nothing
         teacher_runs = distillation.check_teachers(run.config, distill)  # before the data: a typo costs nothing
         taught = distillation.resolved(distill, teacher_runs)
-    elif run.config.distill and verbose:
+    elif run.config.distill and verbose and not ranges_only:  # ranges-only QAT trains no weights: nothing to lose
         print(f"note: {run.path} was distilled from {len(run.config.distill['teachers'])} teacher(s); fine-tuning "
               "on the labels alone may lose what they taught (pass --teacher to keep learning from them)",
               flush=True)
