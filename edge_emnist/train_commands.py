@@ -60,8 +60,7 @@ def _finetune(args: argparse.Namespace, prune: PruneConfig | None, qat: bool) ->
     metrics = optimize_run(args.run, prune=prune, qat=qat, epochs=tune.epochs, qat_epochs=tune.qat_epochs,
                            lr=tune.lr, lr_schedule=tune.lr_schedule, output=output,
                            distill=settings if settings.teachers else None, ranges_only=tune.ranges_only,
-                           data_dir=args.data_dir,
-                           cache_dir=args.cache_dir)
+                           data_dir=args.data_dir, cache_dir=args.cache_dir)
     print("\n".join(report_lines(metrics, output)))
     return 0
 

@@ -61,9 +61,10 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
     inference mode), so the fake-quant model is the trained one with ranges settled over the training batches."""
     if not prune and not qat:
         raise EdgeEmnistError("nothing to do: give a sparsity to prune, --qat, or both")
+    distill = distill if distill and distill.soft_weight > 0 else None  # at weight 0 teachers would teach nothing
     if ranges_only and not qat:
         raise EdgeEmnistError("--ranges-only is a kind of QAT: add --qat")
-    if ranges_only and distill and distill.soft_weight > 0:
+    if ranges_only and distill:
         raise EdgeEmnistError("--ranges-only trains no weights, so teachers would teach nothing: drop --teacher")
     if prune:
         prune.validate()
@@ -82,7 +83,7 @@ def optimize_run(source: str | Path, *, prune: pruning.PruneConfig | None = None
         raise EdgeEmnistError(f"{output} already exists; remove it or pass --output")
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
     teacher_runs, taught = [], None
-    if distill and distill.soft_weight > 0:  # at soft weight 0 the teachers would cost time and teach nothing
+    if distill:
         teacher_runs = distillation.check_teachers(run.config, distill)  # before the data: a typo costs nothing
         taught = distillation.resolved(distill, teacher_runs)
     elif run.config.distill and verbose and not ranges_only:  # ranges-only QAT trains no weights: nothing to lose

@@ -152,16 +152,15 @@ def _per_cpu(points: list[dict], beside: Beside, tiers: tuple[float, ...]) -> li
     calls = beside.cpu_calls(target)
     if len(calls) < 2:
         return []
-    cpus = {cpu: beside.by_cpu[cpu] for cpu in calls}
     others = [p for p in points if p["artifact"] != beside.reference]
     rows = []
-    for cpu, sub in cpus.items():
-        cells = []
+    for cpu, count in calls.items():
+        sub, cells = beside.by_cpu[cpu], []
         for budget in tiers:
             best = best_within(others, sub, budget)
             cells.append(f"{best['artifact']} ({best['runtime']}), {best['accuracy']:.4f} at {sub.typical(best):.2f}x "
                          f"({_spread(sub.ratios(best))})" if best else "none")
-        rows.append([cpu, str(calls[cpu]), *cells])
-    return ["", f"The same budgets on each CPU model's calls alone ({len(cpus)} models measured this target; a file's "
+        rows.append([cpu, str(count), *cells])
+    return ["", f"The same budgets on each CPU model's calls alone ({len(calls)} models measured this target; a file's "
             "ratio is the median of its calls on that model):", "",
             markdown_table(["CPU", "calls", *(f"at most {budget:g}x" for budget in tiers)], rows)]
